@@ -1,0 +1,26 @@
+/**
+ * Codec structure parsing for the media path: H.264 decoder configuration,
+ * NAL unit framing, SPS and slice types; AAC AudioSpecificConfig; and the bit
+ * reader they share. Every parser is bounded by its input and throws
+ * {@linkcode CodecError} on malformed data.
+ *
+ * @module
+ */
+
+export { CodecError } from "./errors.ts";
+export { BitReader, BitWriter, removeEmulationPrevention } from "./bits.ts";
+export {
+  annexBToNalUnits,
+  containsBSlice,
+  isKeyframeAvcc,
+  iterateAvccNalUnits,
+  NalType,
+  nalUnitsToAvcc,
+  parseAvcDecoderConfig,
+  parseSps,
+  SliceType,
+  sliceType,
+} from "./h264.ts";
+export type { AvcDecoderConfig, SpsInfo } from "./h264.ts";
+export { buildAudioSpecificConfig, parseAudioSpecificConfig } from "./aac.ts";
+export type { AudioSpecificConfig } from "./aac.ts";

@@ -1,0 +1,46 @@
+/**
+ * The Hono app: REST API, health, and (in later stages) signaling, WHEP and the
+ * demo page. Every error is JSON `{ "error": "<message>" }` with a fitting status.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { isValidRoomName, type RoomRegistry } from "../room/mod.ts";
+import type { Logger } from "../log.ts";
+
+/** What the HTTP app needs from the rest of the server. */
+export interface HttpContext {
+  readonly rooms: RoomRegistry;
+  readonly log: Logger;
+}
+
+/** Builds the app; it holds no global state, everything comes from `ctx`. */
+export function createApp(ctx: HttpContext): Hono {
+  const app = new Hono();
+
+  app.get("/healthz", (c) => c.json({ ok: true }));
+
+  app.get("/api/rooms", (c) => c.json({ rooms: ctx.rooms.list() }));
+
+  app.get("/api/rooms/:room", (c) => {
+    const name = c.req.param("room");
+    if (!isValidRoomName(name)) {
+      return c.json({ error: "room names are 1-64 characters of A-Z a-z 0-9 _ -" }, 400);
+    }
+    const room = ctx.rooms.get(name);
+    return c.json(room ? room.snapshot() : { name, live: false, viewers: 0 });
+  });
+
+  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
+  app.onError((err, c) => {
+    if (err instanceof HTTPException) return c.json({ error: err.message }, err.status);
+    ctx.log.error("http {method} {path} failed: {error}", {
+      method: c.req.method,
+      path: c.req.path,
+      error: String(err),
+    });
+    return c.json({ error: "internal error" }, 500);
+  });
+  return app;
+}
