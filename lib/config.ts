@@ -226,14 +226,30 @@ export function loadConfig(
   env: (name: string) => string | undefined = () => undefined,
   readFile: (path: string) => string = (p) => Deno.readTextFileSync(p),
 ): Config {
-  const parsed = parseArgs({
-    args: [...args],
-    strict: true,
-    allowPositionals: false,
-    options: Object.fromEntries(
-      OPTIONS.map((o) => [o.flag, { type: "string" as const, multiple: o.kind === "list" }]),
-    ),
-  }).values as Record<string, string | string[] | undefined>;
+  let parsed: Record<string, string | string[] | undefined>;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      strict: true,
+      allowPositionals: false,
+      options: Object.fromEntries(
+        OPTIONS.map((o) => [o.flag, { type: "string" as const, multiple: o.kind === "list" }]),
+      ),
+    }).values as Record<string, string | string[] | undefined>;
+  } catch (err) {
+    // node:util reports unknown flags and missing values as TypeErrors; callers expect
+    // a ConfigError that starts with the flag.
+    const message = (err as Error).message;
+    const flag = /'(-[^' ]+)/.exec(message)?.[1];
+    const code = (err as { code?: string }).code;
+    if (flag && code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+      throw new ConfigError(`${flag}: unknown option (see --help)`);
+    }
+    if (flag && code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+      throw new ConfigError(`${flag}: expected a value`);
+    }
+    throw new ConfigError(message);
+  }
 
   const configPath = (parsed.config as string | undefined) ?? env(envName("config"));
   let file: Record<string, unknown> = {};

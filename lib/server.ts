@@ -8,6 +8,7 @@ import { logger } from "./log.ts";
 import { PublishKeys, RoomRegistry } from "./room/mod.ts";
 import { startRtmpServer } from "./rtmp/mod.ts";
 import { createApp } from "./http/mod.ts";
+import { WebRtcService } from "./webrtc/mod.ts";
 
 /** A running Sluice. */
 export interface SluiceServer {
@@ -57,7 +58,22 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     },
   });
 
-  const app = createApp({ rooms, log: logger("http") });
+  const maxGopBytes = Math.min(64 * 1024 * 1024, 4 * config.maxMessageSize);
+  const webrtc = new WebRtcService(rooms, {
+    ice: {
+      host: config.host,
+      publicIps: config.publicIps,
+      iceServers: config.iceServers,
+      udpPortMin: config.udpPortMin,
+      udpPortMax: config.udpPortMax,
+    },
+    maxGopBytes,
+    connectTimeoutMs: 30_000,
+    maxInFlight: 2000,
+    minReplayIntervalMs: 1000,
+  }, logger("webrtc"));
+
+  const app = createApp({ rooms, webrtc, log: logger("http") });
   const abort = new AbortController();
   let http: Deno.HttpServer<Deno.NetAddr>;
   try {
@@ -83,6 +99,7 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     close() {
       closing ??= (async () => {
         await rtmp.close("shutdown");
+        webrtc.closeAll("server shutting down");
         abort.abort();
         await http.finished;
       })();

@@ -32,7 +32,11 @@ export class BitReader {
   #data: Uint8Array;
   #bit = 0;
 
-  /** @param data The bytes to read; not copied, not modified. */
+  /**
+   * Starts reading at the first bit of `data`.
+   *
+   * @param data The bytes to read; not copied, not modified.
+   */
   constructor(data: Uint8Array) {
     this.#data = data;
   }

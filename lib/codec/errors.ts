@@ -10,7 +10,11 @@
  * expected and what came. Parsers in this folder throw nothing else on bad input.
  */
 export class CodecError extends Error {
-  /** @param message What was expected and what was found instead. */
+  /**
+   * Creates the error.
+   *
+   * @param message What was expected and what was found instead.
+   */
   constructor(message: string) {
     super(message);
     this.name = "CodecError";

@@ -200,16 +200,7 @@ export function parseSps(nal: Uint8Array): SpsInfo {
   }
 
   readUEAtMost(r, 12, "log2_max_frame_num_minus4");
-  const picOrderCntType = readUEAtMost(r, 2, "pic_order_cnt_type");
-  if (picOrderCntType === 0) {
-    readUEAtMost(r, 12, "log2_max_pic_order_cnt_lsb_minus4");
-  } else if (picOrderCntType === 1) {
-    r.skipBits(1); // delta_pic_order_always_zero_flag
-    r.readSE(); // offset_for_non_ref_pic
-    r.readSE(); // offset_for_top_to_bottom_field
-    const cycle = readUEAtMost(r, 255, "num_ref_frames_in_pic_order_cnt_cycle");
-    for (let i = 0; i < cycle; i++) r.readSE();
-  }
+  skipPicOrderCount(r);
   r.readUE(); // max_num_ref_frames
   r.skipBits(1); // gaps_in_frame_num_value_allowed_flag
   const widthInMbs = r.readUE() + 1;
@@ -224,28 +215,14 @@ export function parseSps(nal: Uint8Array): SpsInfo {
   if (!frameMbsOnly) r.skipBits(1); // mb_adaptive_frame_field_flag
   r.skipBits(1); // direct_8x8_inference_flag
 
-  // Cropping is counted in chroma samples, and in field pairs when fields are coded (7.4.2.1.1).
   const chromaArrayType = separateColourPlane ? 0 : chromaFormatIdc;
-  const fieldFactor = frameMbsOnly ? 1 : 2;
-  const cropUnitX = chromaArrayType === 0 || chromaArrayType === 3 ? 1 : 2;
-  const cropUnitY = (chromaArrayType === 1 ? 2 : 1) * fieldFactor;
-  const codedWidth = widthInMbs * 16;
-  const codedHeight = heightInMbs * 16;
-  let width = codedWidth;
-  let height = codedHeight;
-  if (r.readFlag()) {
-    const left = r.readUE();
-    const right = r.readUE();
-    const top = r.readUE();
-    const bottom = r.readUE();
-    width = codedWidth - cropUnitX * (left + right);
-    height = codedHeight - cropUnitY * (top + bottom);
-    if (width <= 0 || height <= 0) {
-      throw new CodecError(
-        `expected SPS frame cropping inside the ${codedWidth}x${codedHeight} coded picture, got left=${left} right=${right} top=${top} bottom=${bottom}`,
-      );
-    }
-  }
+  const { width, height } = readCroppedSize(
+    r,
+    widthInMbs,
+    heightInMbs,
+    chromaArrayType,
+    frameMbsOnly,
+  );
 
   const info: SpsInfo = {
     profileIdc,
@@ -268,6 +245,51 @@ export function parseSps(nal: Uint8Array): SpsInfo {
     }
   }
   return info;
+}
+
+/** Skips pic_order_cnt_type and the fields that depend on it (H.264 7.3.2.1.1). */
+function skipPicOrderCount(r: BitReader): void {
+  const picOrderCntType = readUEAtMost(r, 2, "pic_order_cnt_type");
+  if (picOrderCntType === 0) {
+    readUEAtMost(r, 12, "log2_max_pic_order_cnt_lsb_minus4");
+  } else if (picOrderCntType === 1) {
+    r.skipBits(1); // delta_pic_order_always_zero_flag
+    r.readSE(); // offset_for_non_ref_pic
+    r.readSE(); // offset_for_top_to_bottom_field
+    const cycle = readUEAtMost(r, 255, "num_ref_frames_in_pic_order_cnt_cycle");
+    for (let i = 0; i < cycle; i++) r.readSE(); // offset_for_ref_frame
+  }
+}
+
+/**
+ * Reads frame_cropping_flag and its offsets and applies them to the coded size.
+ * Offsets count chroma samples, and field pairs when fields are coded (7.4.2.1.1).
+ */
+function readCroppedSize(
+  r: BitReader,
+  widthInMbs: number,
+  heightInMbs: number,
+  chromaArrayType: number,
+  frameMbsOnly: boolean,
+): { width: number; height: number } {
+  const codedWidth = widthInMbs * 16;
+  const codedHeight = heightInMbs * 16;
+  if (!r.readFlag()) return { width: codedWidth, height: codedHeight };
+  const cropUnitX = chromaArrayType === 1 || chromaArrayType === 2 ? 2 : 1;
+  const cropUnitY = (chromaArrayType === 1 ? 2 : 1) * (frameMbsOnly ? 1 : 2);
+  const left = r.readUE();
+  const right = r.readUE();
+  const top = r.readUE();
+  const bottom = r.readUE();
+  const width = codedWidth - cropUnitX * (left + right);
+  const height = codedHeight - cropUnitY * (top + bottom);
+  if (width <= 0 || height <= 0) {
+    const offsets = `left=${left} right=${right} top=${top} bottom=${bottom}`;
+    throw new CodecError(
+      `expected SPS frame cropping inside the ${codedWidth}x${codedHeight} coded picture, got ${offsets}`,
+    );
+  }
+  return { width, height };
 }
 
 /**

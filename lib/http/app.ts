@@ -6,12 +6,15 @@
  */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { upgradeWebSocket } from "hono/deno";
 import { isValidRoomName, type RoomRegistry } from "../room/mod.ts";
+import { type SignalingConnection, startSignaling, type WebRtcService } from "../webrtc/mod.ts";
 import type { Logger } from "../log.ts";
 
 /** What the HTTP app needs from the rest of the server. */
 export interface HttpContext {
   readonly rooms: RoomRegistry;
+  readonly webrtc: WebRtcService;
   readonly log: Logger;
 }
 
@@ -31,6 +34,25 @@ export function createApp(ctx: HttpContext): Hono {
     const room = ctx.rooms.get(name);
     return c.json(room ? room.snapshot() : { name, live: false, viewers: 0 });
   });
+
+  app.get(
+    "/ws/:room",
+    upgradeWebSocket((c) => {
+      const room = c.req.param("room") ?? "";
+      let conn: SignalingConnection | undefined;
+      return {
+        onOpen: (_evt, ws) => {
+          conn = startSignaling(room, ws, ctx.webrtc, {
+            maxMessageBytes: 64 * 1024,
+            maxMessagesPer10s: 200,
+          }, ctx.log);
+        },
+        onMessage: (evt) => conn?.message(evt.data),
+        onClose: () => conn?.closed(),
+        onError: () => conn?.closed(),
+      };
+    }),
+  );
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {

@@ -118,6 +118,7 @@ export class Room {
   readonly #limits: RoomLimits;
   readonly #emit: (event: RoomEvent) => void;
   readonly #subscribers = new Set<RoomSubscriber>();
+  #viewers = 0;
 
   #publication: Publication | undefined;
   #since: Date | undefined;
@@ -162,7 +163,7 @@ export class Room {
 
   /** Viewers attached now. */
   get viewers(): number {
-    return this.#subscribers.size;
+    return this.#viewers;
   }
 
   /** The current video config record (avcC), if any. */
@@ -195,16 +196,26 @@ export class Room {
     return this.#gopValid ? this.#gop : [];
   }
 
-  /** Attaches a subscriber; returns false when the room is full. */
-  subscribe(subscriber: RoomSubscriber): boolean {
-    if (this.#subscribers.size >= this.#limits.maxViewers) return false;
+  /** Attaches a consumer of the room's units (a viewer fan-out, a transcoder). */
+  subscribe(subscriber: RoomSubscriber): void {
     this.#subscribers.add(subscriber);
+  }
+
+  /** Detaches a consumer. */
+  unsubscribe(subscriber: RoomSubscriber): void {
+    this.#subscribers.delete(subscriber);
+  }
+
+  /** Counts one more viewer; false when the room is full. */
+  join(): boolean {
+    if (this.#viewers >= this.#limits.maxViewers) return false;
+    this.#viewers++;
     return true;
   }
 
-  /** Detaches a subscriber. */
-  unsubscribe(subscriber: RoomSubscriber): void {
-    this.#subscribers.delete(subscriber);
+  /** Counts one viewer less. */
+  leave(): void {
+    if (this.#viewers > 0) this.#viewers--;
   }
 
   /** A description of the stream now. */

@@ -232,7 +232,9 @@ export class ChunkStreamReader {
       const value = extended ? extendedValue : field;
       if (fmt === 0) {
         state.timestamp = value;
-        state.delta = 0;
+        // A type 3 header after a type 0 one repeats the type 0 timestamp field as its
+        // delta (RTMP 1.0 §5.3.1.2.4), as ffmpeg and librtmp read it.
+        state.delta = value;
       } else if (fmt === 1 || fmt === 2) {
         state.delta = value;
         state.timestamp = (state.timestamp + value) >>> 0;

@@ -5,7 +5,7 @@
  * @module
  */
 import { amfNumber, amfProp, amfString, type AmfValue, decodeAmf0 } from "./amf0.ts";
-import { ChunkStreamReader, encodeChunks, type RtmpMessage } from "./chunk.ts";
+import { ChunkStreamReader, DEFAULT_CHUNK_SIZE, encodeChunks, type RtmpMessage } from "./chunk.ts";
 import { RtmpError } from "./errors.ts";
 import { buildServerHandshake, HANDSHAKE_SIZE } from "./handshake.ts";
 import {
@@ -106,6 +106,8 @@ export class RtmpSession {
   #nextStreamId = 1;
   #publishing: { streamId: number; name: string; sink: MediaSink } | undefined;
   #warnedAmf3 = false;
+  /** Chunk size of what we write: the default until our Set Chunk Size has been sent. */
+  #outChunkSize = DEFAULT_CHUNK_SIZE;
 
   constructor(conn: Deno.Conn, id: number, options: RtmpSessionOptions, log: Logger) {
     this.#conn = conn;
@@ -140,9 +142,11 @@ export class RtmpSession {
   /** Runs the connection to its end. Never throws. */
   async run(): Promise<void> {
     let failure: unknown;
+    let handshaken = false;
     try {
       this.#arm(this.#options.handshakeTimeoutMs, "timeout");
       const rest = await this.#handshake();
+      handshaken = true;
       this.#arm(this.#options.idleTimeoutMs, "timeout");
       if (rest.length) this.#ingest(rest);
       const buf = new Uint8Array(READ_BUFFER_SIZE);
@@ -167,8 +171,11 @@ export class RtmpSession {
         });
       }
     } else if (reason === "timeout") {
-      this.#log.warn("rtmp connection {id} from {remote} closed: no data within the timeout", {
+      this.#log.warn("rtmp connection {id} from {remote} closed: {why}", {
         ...this.#ctx(),
+        why: handshaken
+          ? `no data for ${this.#options.idleTimeoutMs} ms (idle timeout)`
+          : `handshake not completed within ${this.#options.handshakeTimeoutMs} ms`,
       });
     }
     if (failure instanceof SessionClosed) {
@@ -210,10 +217,13 @@ export class RtmpSession {
 
   /** Returns bytes read past C2 (the client may pipeline its first chunks). */
   async #handshake(): Promise<Uint8Array> {
-    const c0c1 = await this.#readExactly(1 + HANDSHAKE_SIZE, new Uint8Array(0));
-    if (c0c1[0] !== 3) {
-      throw new RtmpError(`handshake: expected RTMP version 3 in C0, got ${c0c1[0]}`);
+    // C0 is checked on its own first byte: garbage shorter than C1 is refused at once
+    // rather than held until the handshake timeout.
+    const c0 = await this.#readExactly(1, new Uint8Array(0));
+    if (c0[0] !== 3) {
+      throw new RtmpError(`handshake: expected RTMP version 3 in C0, got ${c0[0]}`);
     }
+    const c0c1 = await this.#readExactly(1 + HANDSHAKE_SIZE, c0);
     const c1 = c0c1.slice(1, 1 + HANDSHAKE_SIZE);
     await this.#write(buildServerHandshake(c1));
     const rest = c0c1.subarray(1 + HANDSHAKE_SIZE);
@@ -493,7 +503,13 @@ export class RtmpSession {
   }
 
   #send(...messages: RtmpMessage[]): void {
-    const parts = messages.map((m) => encodeChunks(m, this.#options.outChunkSize));
+    const parts = messages.map((m) => {
+      const bytes = encodeChunks(m, this.#outChunkSize);
+      if (m.type === MessageType.SET_CHUNK_SIZE) {
+        this.#outChunkSize = readU32(m.payload, "Set Chunk Size") & 0x7fffffff;
+      }
+      return bytes;
+    });
     const size = parts.reduce((n, p) => n + p.length, 0);
     const bytes = new Uint8Array(size);
     let offset = 0;

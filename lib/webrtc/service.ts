@@ -1,0 +1,208 @@
+/**
+ * WebRTC delivery for all rooms: one {@linkcode RoomStream} per watched room, one
+ * {@linkcode ViewerSession} per browser, whatever signaling (WebSocket or WHEP)
+ * brought it.
+ *
+ * @module
+ */
+import type { Room, RoomRegistry, StreamInfo } from "../room/mod.ts";
+import type { Logger } from "../log.ts";
+import { RoomStream } from "./room_stream.ts";
+import {
+  createWeriftTransport,
+  type IceOptions,
+  type RTCIceCandidateLike,
+  type ViewerTransport,
+} from "./transport.ts";
+import { Viewer, type ViewerLimits } from "./viewer.ts";
+
+/** Room state as viewers are told it. */
+export type ViewerRoomState = "waiting" | "live" | "ended";
+
+/** Callbacks from a session to its signaling channel. */
+export interface SessionEvents {
+  candidate(candidate: RTCIceCandidateLike | null): void;
+  state(state: ViewerRoomState, stream: StreamInfo | undefined): void;
+  /** The peer connection failed or closed; the signaling should end too. */
+  closed(reason: string): void;
+}
+
+/** Options of the {@linkcode WebRtcService}. */
+export interface WebRtcOptions extends ViewerLimits {
+  readonly ice: IceOptions;
+  readonly maxGopBytes: number;
+  /** How long a peer may take from offer to connected. */
+  readonly connectTimeoutMs: number;
+}
+
+let nextSessionId = 1;
+
+/** One browser watching one room. */
+export class ViewerSession {
+  readonly id = nextSessionId++;
+  readonly room: Room;
+  readonly createdAt = performance.now();
+  connectedAt: number | undefined;
+  readonly #service: WebRtcService;
+  readonly #transport: ViewerTransport;
+  readonly #viewer: Viewer;
+  readonly #events: SessionEvents;
+  readonly #stream: RoomStream;
+  #closed = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    service: WebRtcService,
+    room: Room,
+    stream: RoomStream,
+    events: SessionEvents,
+    options: WebRtcOptions,
+  ) {
+    this.#service = service;
+    this.room = room;
+    this.#stream = stream;
+    this.#events = events;
+    this.#transport = createWeriftTransport(options.ice, {
+      onCandidate: (c) => events.candidate(c),
+      onKeyframeRequest: () => this.#viewer.keyframeRequest(),
+      onState: (state) => {
+        if (state === "connected") {
+          clearTimeout(this.#timer);
+          this.connectedAt = performance.now();
+          this.#viewer.connected();
+        } else if (!this.#closed) {
+          this.close(state === "failed" ? "ICE failed" : "peer closed");
+        }
+      },
+    });
+    this.#viewer = new Viewer(this.#transport, stream, options, (state) => {
+      events.state(state, state === "live" ? room.info() : undefined);
+    });
+    this.#timer = setTimeout(
+      () => this.close("the peer did not connect in time"),
+      options.connectTimeoutMs,
+    );
+    stream.add(this.#viewer);
+  }
+
+  /** The viewer's counters. */
+  get viewer(): Viewer {
+    return this.#viewer;
+  }
+
+  /** The room's state now, as a viewer sees it. */
+  currentState(): ViewerRoomState {
+    return this.room.live ? "live" : "waiting";
+  }
+
+  /** Applies the browser's offer; returns the answer SDP. */
+  answer(offerSdp: string): Promise<string> {
+    return this.#transport.answer(offerSdp);
+  }
+
+  /** Adds a trickled remote candidate. */
+  addCandidate(candidate: RTCIceCandidateLike | null): Promise<void> {
+    return this.#transport.addCandidate(candidate);
+  }
+
+  /** Ends the session and releases everything it held. */
+  close(reason = "closed"): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#stream.remove(this.#viewer);
+    void this.#transport.close();
+    this.#service.release(this);
+    this.#events.closed(reason);
+  }
+}
+
+/** Every viewer session of the server. */
+export class WebRtcService {
+  readonly #rooms: RoomRegistry;
+  readonly #options: WebRtcOptions;
+  readonly #log: Logger;
+  readonly #streams = new Map<string, RoomStream>();
+  readonly #sessions = new Set<ViewerSession>();
+
+  constructor(rooms: RoomRegistry, options: WebRtcOptions, log: Logger) {
+    this.#rooms = rooms;
+    this.#options = options;
+    this.#log = log;
+  }
+
+  /** The ICE servers browsers should use. */
+  get iceServers(): IceOptions["iceServers"] {
+    return this.#options.ice.iceServers;
+  }
+
+  /** Viewer sessions open now. */
+  get sessions(): number {
+    return this.#sessions.size;
+  }
+
+  /**
+   * Opens a session for a room (created if nobody publishes yet, so a viewer can
+   * wait for the stream). Returns an error message when the room name is invalid
+   * or the room or server is full.
+   */
+  open(
+    roomName: string,
+    events: SessionEvents,
+  ): ViewerSession | { error: string; status: 400 | 503 } {
+    const room = this.#rooms.open(roomName);
+    if (!room) {
+      return { error: "the server has no room for more rooms", status: 503 };
+    }
+    if (!room.join()) {
+      this.#rooms.release(roomName);
+      return { error: `room ${roomName} is full`, status: 503 };
+    }
+    let stream = this.#streams.get(roomName);
+    if (!stream) {
+      stream = new RoomStream(room, this.#log, this.#options.maxGopBytes);
+      room.subscribe(stream);
+      this.#streams.set(roomName, stream);
+    }
+    const session = new ViewerSession(this, room, stream, events, this.#options);
+    this.#sessions.add(session);
+    this.#log.info("viewer joined: room {room} (session {id}, {viewers} watching)", {
+      room: roomName,
+      id: session.id,
+      viewers: room.viewers,
+    });
+    return session;
+  }
+
+  /** Called by a session when it closes. */
+  release(session: ViewerSession): void {
+    if (!this.#sessions.delete(session)) return;
+    const room = session.room;
+    room.leave();
+    const c = session.viewer.counters;
+    this.#log.info(
+      "viewer left: room {room} (session {id}, {viewers} watching; sent {frames} frames, " +
+        "{replays} replays, {requests} keyframe requests, {dropped} dropped)",
+      {
+        room: room.name,
+        id: session.id,
+        viewers: room.viewers,
+        frames: c.framesSent,
+        replays: c.replays,
+        requests: c.keyframeRequests,
+        dropped: c.framesDropped,
+      },
+    );
+    const stream = this.#streams.get(room.name);
+    if (stream && stream.size === 0) {
+      room.unsubscribe(stream);
+      this.#streams.delete(room.name);
+    }
+    this.#rooms.release(room.name);
+  }
+
+  /** Closes every session (shutdown). */
+  closeAll(reason: string): void {
+    for (const s of [...this.#sessions]) s.close(reason);
+  }
+}

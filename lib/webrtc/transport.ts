@@ -1,0 +1,251 @@
+/**
+ * The per-viewer send path behind one small interface: one werift peer connection
+ * per viewer, its H.264 (and Opus) sender, RTCP feedback surfaced as events.
+ * The fan-out work will replace the werift send path behind this same interface.
+ *
+ * @module
+ */
+import {
+  MediaStreamTrack,
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  type RTCRtpSender,
+  RtpHeader,
+  RtpPacket,
+  useFIR,
+  useNACK,
+  usePLI,
+} from "werift";
+import { Buffer } from "node:buffer";
+import type { IceServer } from "../config.ts";
+import { applyWeriftFixes } from "./werift_fixes.ts";
+
+applyWeriftFixes();
+
+/** An RTP packet as the room produces it, shared by every viewer. */
+export interface SharedRtp {
+  readonly sequenceNumber: number;
+  readonly timestamp: number;
+  readonly marker: boolean;
+  readonly payload: Uint8Array;
+}
+
+/** ICE settings of every peer. */
+export interface IceOptions {
+  /** Address the server binds (`--host`); 0.0.0.0 or :: means every interface. */
+  readonly host: string;
+  readonly publicIps: readonly string[];
+  readonly iceServers: readonly IceServer[];
+  readonly udpPortMin: number;
+  readonly udpPortMax: number;
+}
+
+/** Events a transport raises toward its viewer. */
+export interface TransportEvents {
+  onKeyframeRequest(kind: "pli" | "fir"): void;
+  onState(state: "connected" | "failed" | "closed"): void;
+  onCandidate(candidate: RTCIceCandidateLike | null): void;
+}
+
+/** A browser-style ICE candidate. */
+export interface RTCIceCandidateLike {
+  candidate: string;
+  sdpMid?: string | null;
+  sdpMLineIndex?: number | null;
+}
+
+/** The send path of one viewer. */
+export interface ViewerTransport {
+  /** Applies the browser's offer and returns the SDP answer. */
+  answer(offerSdp: string): Promise<string>;
+  /** Adds a remote trickle candidate. */
+  addCandidate(candidate: RTCIceCandidateLike | null): Promise<void>;
+  /** Whether media can flow now. */
+  readonly connected: boolean;
+  /** Sends one video RTP packet (sequence number and timestamp already per viewer). */
+  sendVideo(packet: SharedRtp): void;
+  /** Sends one audio RTP packet. */
+  sendAudio(packet: SharedRtp): void;
+  /** Packets handed to the stack whose send has not completed. */
+  readonly inFlight: number;
+  close(): Promise<void>;
+}
+
+const LINK_LOCAL = /^(169\.254\.|fe80:)/i;
+
+/** H.264 entries, packetization-mode 1, in the profile-level-ids Chromium offers. */
+function h264Codecs(): RTCRtpCodecParameters[] {
+  return ["42e01f", "42001f", "4d001f", "640c1f", "f4001f"].map((plid) =>
+    new RTCRtpCodecParameters({
+      mimeType: "video/H264",
+      clockRate: 90000,
+      rtcpFeedback: [useNACK(), usePLI(), useFIR()],
+      parameters: `level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=${plid}`,
+    })
+  );
+}
+
+function opusCodec(): RTCRtpCodecParameters {
+  return new RTCRtpCodecParameters({
+    mimeType: "audio/opus",
+    clockRate: 48000,
+    channels: 2,
+    parameters: "minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1",
+  });
+}
+
+/** Rewrites host candidates of the bound address to each public IP (1:1 NAT). */
+function withPublicIps(candidate: string, publicIps: readonly string[]): string[] {
+  const parts = candidate.split(" ");
+  // candidate:<foundation> <component> <transport> <priority> <ip> <port> typ <type> …
+  if (parts.length < 8 || parts[7] !== "host") return [candidate];
+  return [
+    candidate,
+    ...publicIps.filter((ip) => ip !== parts[4]).map((ip) => {
+      const copy = [...parts];
+      copy[4] = ip;
+      copy[0] = `${copy[0]}p`;
+      return copy.join(" ");
+    }),
+  ];
+}
+
+/** Whether a local candidate may be advertised. */
+function advertisable(candidate: string, host: string): boolean {
+  const parts = candidate.split(" ");
+  const ip = parts[4] ?? "";
+  if (LINK_LOCAL.test(ip)) return false;
+  if (host !== "0.0.0.0" && host !== "::" && parts[7] === "host" && ip !== host) return false;
+  return true;
+}
+
+/** Creates the werift-backed transport of one viewer. */
+export function createWeriftTransport(ice: IceOptions, events: TransportEvents): ViewerTransport {
+  const anyHost = ice.host === "0.0.0.0" || ice.host === "::";
+  const pc = new RTCPeerConnection({
+    codecs: { video: h264Codecs(), audio: [opusCodec()] },
+    iceServers: ice.iceServers.map((s) => ({ ...s })),
+    iceUseIpv4: !ice.host.includes(":") || anyHost,
+    iceUseIpv6: ice.host.includes(":"),
+    iceUseLinkLocalAddress: false,
+    ...(anyHost ? {} : {
+      iceInterfaceAddresses: ice.host.includes(":") ? { udp6: ice.host } : { udp4: ice.host },
+    }),
+    ...(ice.udpPortMin
+      ? { icePortRange: [ice.udpPortMin, ice.udpPortMax] as [number, number] }
+      : {}),
+  });
+  let videoSender: RTCRtpSender | undefined;
+  let audioSender: RTCRtpSender | undefined;
+  let connected = false;
+  let inFlight = 0;
+  let closed = false;
+
+  pc.onIceCandidate.subscribe((candidate) => {
+    if (!candidate) return events.onCandidate(null);
+    const json = candidate.toJSON();
+    if (!json.candidate || !advertisable(json.candidate, ice.host)) return;
+    for (const c of withPublicIps(json.candidate, ice.publicIps)) {
+      events.onCandidate({ candidate: c, sdpMid: json.sdpMid, sdpMLineIndex: json.sdpMLineIndex });
+    }
+  });
+  pc.connectionStateChange.subscribe((state) => {
+    if (state === "connected") {
+      connected = true;
+      events.onState("connected");
+    } else if (state === "failed") {
+      connected = false;
+      events.onState("failed");
+    } else if (state === "closed") {
+      connected = false;
+      events.onState("closed");
+    }
+  });
+
+  const send = (sender: RTCRtpSender | undefined, packet: SharedRtp) => {
+    if (!sender || !connected || closed) return;
+    const rtp = new RtpPacket(
+      new RtpHeader({
+        sequenceNumber: packet.sequenceNumber,
+        timestamp: packet.timestamp,
+        marker: packet.marker,
+      }),
+      Buffer.from(packet.payload.buffer, packet.payload.byteOffset, packet.payload.byteLength),
+    );
+    inFlight++;
+    sender.sendRtp(rtp).catch(() => {}).finally(() => inFlight--);
+  };
+
+  return {
+    async answer(offerSdp: string) {
+      await pc.setRemoteDescription({ type: "offer", sdp: offerSdp });
+      for (const t of pc.getTransceivers()) {
+        t.setDirection("sendonly");
+        if (t.kind === "video" && !videoSender) {
+          videoSender = t.sender;
+          const track = new MediaStreamTrack({ kind: "video" });
+          await t.sender.replaceTrack(track);
+          t.sender.onPictureLossIndication.subscribe(() => events.onKeyframeRequest("pli"));
+          t.sender.onRtcp.subscribe((p) => {
+            // Full Intra Request (RFC 5104): payload-specific feedback, FMT 4.
+            if (
+              p.type === 206 &&
+              (p as unknown as { feedback?: { count?: number } }).feedback?.count === 4
+            ) {
+              events.onKeyframeRequest("fir");
+            }
+          });
+        } else if (t.kind === "audio" && !audioSender) {
+          audioSender = t.sender;
+          await t.sender.replaceTrack(new MediaStreamTrack({ kind: "audio" }));
+        }
+      }
+      if (!videoSender) {
+        throw new Error("the offer has no video m-line the server can send H.264 on");
+      }
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+      const sdp = pc.localDescription?.sdp ?? answer.sdp;
+      return filterSdpCandidates(sdp, ice.host, ice.publicIps);
+    },
+    async addCandidate(candidate) {
+      if (!candidate || !candidate.candidate) return;
+      await pc.addIceCandidate({
+        candidate: candidate.candidate,
+        sdpMid: candidate.sdpMid ?? undefined,
+        sdpMLineIndex: candidate.sdpMLineIndex ?? undefined,
+      });
+    },
+    get connected() {
+      return connected;
+    },
+    get inFlight() {
+      return inFlight;
+    },
+    sendVideo: (packet) => send(videoSender, packet),
+    sendAudio: (packet) => send(audioSender, packet),
+    async close() {
+      if (closed) return;
+      closed = true;
+      connected = false;
+      await pc.close().catch(() => {});
+    },
+  };
+}
+
+/** Applies the candidate policy to `a=candidate` lines already in an SDP. */
+export function filterSdpCandidates(
+  sdp: string,
+  host: string,
+  publicIps: readonly string[],
+): string {
+  const out: string[] = [];
+  for (const line of sdp.split("\r\n")) {
+    if (line.startsWith("a=candidate:")) {
+      const c = line.slice(2);
+      if (!advertisable(c, host)) continue;
+      for (const variant of withPublicIps(c, publicIps)) out.push(`a=${variant}`);
+    } else out.push(line);
+  }
+  return out.join("\r\n");
+}
