@@ -46,6 +46,7 @@ export function startSignaling(
   limits: SignalingLimits,
   log: Logger,
 ): SignalingConnection {
+  // deno-lint-ignore prefer-const -- assigned once the room is opened, read by earlier closures
   let session: ViewerSession | undefined;
   let negotiated = false;
   let closed = false;

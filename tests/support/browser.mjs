@@ -46,7 +46,7 @@ async function run(m) {
         <video id="v" autoplay muted playsinline style="width:640px;height:360px"></video></body></html>`);
       await page.addScriptTag({ content: viewerJs });
       await page.evaluate(([base, room]) => {
-        window.viewer = window.sluiceViewer(base, room, document.getElementById("v"));
+        globalThis.viewer = globalThis.sluiceViewer(base, room, document.getElementById("v"));
       }, [m.base, m.room]);
       pages.set(m.viewer, page);
       return true;
@@ -54,12 +54,12 @@ async function run(m) {
     case "stats": {
       const page = pages.get(m.viewer);
       return await page.evaluate(async () => ({
-        ...(await window.viewer.stats()),
-        states: window.viewer.states,
-        errors: window.viewer.errors,
-        closed: window.viewer.closed,
-        firstFrameMs: window.viewer.firstFrameMs,
-        answerMs: window.viewer.answerMs,
+        ...(await globalThis.viewer.stats()),
+        states: globalThis.viewer.states,
+        errors: globalThis.viewer.errors,
+        closed: globalThis.viewer.closed,
+        firstFrameMs: globalThis.viewer.firstFrameMs,
+        answerMs: globalThis.viewer.answerMs,
         videoWidth: document.getElementById("v").videoWidth,
         videoHeight: document.getElementById("v").videoHeight,
         currentTime: document.getElementById("v").currentTime,
@@ -84,7 +84,7 @@ async function run(m) {
       return await pages.get(m.viewer).evaluate(m.js);
     case "close": {
       const page = pages.get(m.viewer);
-      await page.evaluate(() => window.viewer && window.viewer.close()).catch(() => {});
+      await page.evaluate(() => globalThis.viewer && globalThis.viewer.close()).catch(() => {});
       await page.close();
       pages.delete(m.viewer);
       return true;

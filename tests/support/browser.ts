@@ -36,7 +36,7 @@ export async function startBrowser(): Promise<Browser> {
   const pending = new Map<number, { resolve: (v: Json) => void; reject: (e: Error) => void }>();
   let nextId = 1;
   let errText = "";
-  let ready: () => void;
+  let ready: () => void = () => {};
   const readyP = new Promise<void>((r) => ready = r);
   (async () => {
     const d = new TextDecoder();

@@ -1,7 +1,7 @@
 // A browser viewer speaking Sluice's WebSocket signaling (see README): the browser
 // offers recvonly video+audio, the server answers, candidates trickle both ways.
 // Runs in Chromium under the test harness; exposes window.sluiceViewer.
-window.sluiceViewer = function watch(base, room, videoEl) {
+globalThis.sluiceViewer = function watch(base, room, videoEl) {
   const t0 = performance.now();
   const out = {
     states: [],
