@@ -73,7 +73,12 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     minReplayIntervalMs: 1000,
   }, logger("webrtc"));
 
-  const app = createApp({ rooms, webrtc, log: logger("http") });
+  const app = createApp({
+    rooms,
+    webrtc,
+    log: logger("http"),
+    rtmp: { port: rtmp.port, app: config.rtmpApp },
+  });
   const abort = new AbortController();
   let http: Deno.HttpServer<Deno.NetAddr>;
   try {

@@ -10,12 +10,16 @@ import { upgradeWebSocket } from "hono/deno";
 import { isValidRoomName, type RoomRegistry } from "../room/mod.ts";
 import { type SignalingConnection, startSignaling, type WebRtcService } from "../webrtc/mod.ts";
 import type { Logger } from "../log.ts";
+import { mountWhep } from "./whep.ts";
+import { mountWeb } from "./web.ts";
 
 /** What the HTTP app needs from the rest of the server. */
 export interface HttpContext {
   readonly rooms: RoomRegistry;
   readonly webrtc: WebRtcService;
   readonly log: Logger;
+  /** The RTMP port and app, for the demo page's "what to put in OBS". */
+  readonly rtmp: { readonly port: number; readonly app: string };
 }
 
 /** Builds the app; it holds no global state, everything comes from `ctx`. */
@@ -53,6 +57,9 @@ export function createApp(ctx: HttpContext): Hono {
       };
     }),
   );
+
+  mountWhep(app, ctx.webrtc, ctx.log);
+  mountWeb(app, { rtmpPort: ctx.rtmp.port, app: ctx.rtmp.app });
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {

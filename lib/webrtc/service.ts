@@ -95,9 +95,9 @@ export class ViewerSession {
     return this.room.live ? "live" : "waiting";
   }
 
-  /** Applies the browser's offer; returns the answer SDP. */
-  answer(offerSdp: string): Promise<string> {
-    return this.#transport.answer(offerSdp);
+  /** Applies the browser's offer; returns the answer SDP (with every candidate when `gather`). */
+  answer(offerSdp: string, gather = false): Promise<string> {
+    return this.#transport.answer(offerSdp, gather);
   }
 
   /** Adds a trickled remote candidate. */

@@ -56,8 +56,12 @@ export interface RTCIceCandidateLike {
 
 /** The send path of one viewer. */
 export interface ViewerTransport {
-  /** Applies the browser's offer and returns the SDP answer. */
-  answer(offerSdp: string): Promise<string>;
+  /**
+   * Applies the browser's offer and returns the SDP answer; with `gather` the
+   * answer waits (bounded) for candidate gathering so it carries every candidate
+   * (WHEP clients may not receive trickled ones).
+   */
+  answer(offerSdp: string, gather?: boolean): Promise<string>;
   /** Adds a remote trickle candidate. */
   addCandidate(candidate: RTCIceCandidateLike | null): Promise<void>;
   /** Whether media can flow now. */
@@ -70,6 +74,9 @@ export interface ViewerTransport {
   readonly inFlight: number;
   close(): Promise<void>;
 }
+
+/** Longest wait for candidate gathering before a non-trickle answer goes out. */
+const GATHER_TIMEOUT_MS = 3000;
 
 const LINK_LOCAL = /^(169\.254\.|fe80:)/i;
 
@@ -177,7 +184,7 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
   };
 
   return {
-    async answer(offerSdp: string) {
+    async answer(offerSdp: string, gather = false) {
       await pc.setRemoteDescription({ type: "offer", sdp: offerSdp });
       for (const t of pc.getTransceivers()) {
         t.setDirection("sendonly");
@@ -205,6 +212,21 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
       }
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
+      if (gather && pc.iceGatheringState !== "complete") {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          new Promise<void>((resolve) => {
+            const { unSubscribe } = pc.iceGatheringStateChange.subscribe((state) => {
+              if (state === "complete") {
+                unSubscribe();
+                resolve();
+              }
+            });
+          }),
+          new Promise<void>((resolve) => timer = setTimeout(resolve, GATHER_TIMEOUT_MS)),
+        ]);
+        clearTimeout(timer);
+      }
       const sdp = pc.localDescription?.sdp ?? answer.sdp;
       return filterSdpCandidates(sdp, ice.host, ice.publicIps);
     },

@@ -51,6 +51,26 @@ async function run(m) {
       pages.set(m.viewer, page);
       return true;
     }
+    case "goto": {
+      let page = pages.get(m.viewer);
+      if (!page) {
+        page = await ctx.newPage();
+        page.on("console", (msg) => process.stderr.write(`[page ${m.viewer}] ${msg.text()}\n`));
+        if (m.viewport) await page.setViewportSize(m.viewport);
+        pages.set(m.viewer, page);
+      }
+      await page.goto(m.url);
+      return true;
+    }
+    case "click":
+      await pages.get(m.viewer).click(m.selector, { timeout: 10000 });
+      return true;
+    case "waitFor":
+      await pages.get(m.viewer).waitForSelector(m.selector, { timeout: m.timeout ?? 15000 });
+      return true;
+    case "shot":
+      await pages.get(m.viewer).screenshot({ path: m.path, fullPage: !!m.fullPage });
+      return m.path;
     case "stats": {
       const page = pages.get(m.viewer);
       return await page.evaluate(async () => ({

@@ -15,6 +15,14 @@ export interface Browser {
   screenshot(viewer: string, path: string): Promise<void>;
   pixels(viewer: string, points: [number, number][]): Promise<number[][]>;
   close(viewer: string): Promise<void>;
+  /** Opens (or navigates) a named page to a URL. */
+  goto(viewer: string, url: string, viewport?: { width: number; height: number }): Promise<void>;
+  /** Clicks the element matching a CSS selector. */
+  click(viewer: string, selector: string): Promise<void>;
+  /** Waits until a CSS selector matches. */
+  waitFor(viewer: string, selector: string, timeoutMs?: number): Promise<void>;
+  /** Screenshot of the whole page. */
+  shot(viewer: string, path: string, fullPage?: boolean): Promise<void>;
   /** Evaluates an expression in a viewer's page. */
   eval(viewer: string, js: string): Promise<Json>;
   quit(): Promise<void>;
@@ -96,6 +104,11 @@ export async function startBrowser(): Promise<Browser> {
     pixels: (viewer, points) => call({ cmd: "pixels", viewer, points }),
     close: (viewer) => call({ cmd: "close", viewer }),
     eval: (viewer, js) => call({ cmd: "eval", viewer, js }),
+    goto: (viewer, url, viewport) => call({ cmd: "goto", viewer, url, viewport }),
+    click: (viewer, selector) => call({ cmd: "click", viewer, selector }),
+    waitFor: (viewer, selector, timeoutMs) =>
+      call({ cmd: "waitFor", viewer, selector, timeout: timeoutMs }, (timeoutMs ?? 15000) + 5000),
+    shot: (viewer, path, fullPage) => call({ cmd: "shot", viewer, path, fullPage }),
     log: () => errText,
     async quit() {
       await call({ cmd: "quit" }, 10_000).catch(() => {});

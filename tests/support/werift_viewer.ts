@@ -1,0 +1,144 @@
+/**
+ * A scriptable viewer: a werift peer connection in the test process that speaks
+ * `/ws/<room>` signaling like a browser, records the H.264 RTP it receives and can
+ * send RTCP PLI on demand (Chromium offers no API to ask for a keyframe).
+ *
+ * @module
+ */
+import {
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  type RTCRtpTransceiver,
+  type RtpPacket,
+  useFIR,
+  useNACK,
+  usePLI,
+} from "werift";
+import { type Json, openSignaling, type SignalingClient } from "./signaling_client.ts";
+
+/** What a werift viewer saw. */
+export interface WeriftViewer {
+  readonly signaling: SignalingClient;
+  /** Video RTP packets received. */
+  readonly packets: number;
+  /** performance.now() of each keyframe start (a STAP-A carrying an SPS, or an IDR start). */
+  readonly keyframes: readonly number[];
+  /** Sends an RTCP PLI for the video stream. */
+  requestKeyframe(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Whether an RTP payload (RFC 6184) starts a keyframe. */
+export function startsKeyframe(payload: Uint8Array): boolean {
+  const type = payload[0] & 0x1f;
+  if (type === 5 || type === 7) return true;
+  if (type === 24) {
+    // STAP-A: [hdr] then (size16, nal)…
+    for (let i = 1; i + 2 < payload.length;) {
+      const size = (payload[i] << 8) | payload[i + 1];
+      if ((payload[i + 2] & 0x1f) === 7) return true;
+      i += 2 + size;
+    }
+    return false;
+  }
+  // FU-A start of an IDR slice.
+  return type === 28 && (payload[1] & 0x80) !== 0 && (payload[1] & 0x1f) === 5;
+}
+
+/** Connects to `wsUrl` (ws://…/ws/<room>) and waits until the peer connection is up. */
+export async function startWeriftViewer(wsUrl: string, timeoutMs = 10_000): Promise<WeriftViewer> {
+  const pc = new RTCPeerConnection({
+    codecs: {
+      video: [
+        new RTCRtpCodecParameters({
+          mimeType: "video/H264",
+          clockRate: 90000,
+          rtcpFeedback: [useNACK(), usePLI(), useFIR()],
+          parameters: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        }),
+      ],
+    },
+    iceUseIpv6: false,
+    iceInterfaceAddresses: { udp4: "127.0.0.1" },
+  });
+  let packets = 0;
+  let ssrc: number | undefined;
+  let lastKeyframeStart = -1;
+  const keyframes: number[] = [];
+  const transceiver: RTCRtpTransceiver = pc.addTransceiver("video", { direction: "recvonly" });
+  transceiver.onTrack.subscribe((track) => {
+    track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
+      packets++;
+      ssrc = rtp.header.ssrc;
+      // One keyframe may start with a STAP-A then an FU-A start: count it once.
+      if (startsKeyframe(rtp.payload)) {
+        if (rtp.header.sequenceNumber !== ((lastKeyframeStart + 1) & 0xffff)) {
+          keyframes.push(performance.now());
+        }
+        lastKeyframeStart = rtp.header.sequenceNumber;
+      }
+    });
+  });
+
+  const signaling = await openSignaling(wsUrl);
+  const deadline = Date.now() + timeoutMs;
+  const left = () => Math.max(1, deadline - Date.now());
+  try {
+    await signaling.next((m: Json) => m.type === "config", left());
+    await pc.setLocalDescription(await pc.createOffer());
+    if (pc.iceGatheringState !== "complete") {
+      await new Promise<void>((resolve) => {
+        const { unSubscribe } = pc.iceGatheringStateChange.subscribe((s) => {
+          if (s === "complete") {
+            unSubscribe();
+            resolve();
+          }
+        });
+        setTimeout(resolve, left());
+      });
+    }
+    signaling.send({ type: "offer", sdp: pc.localDescription!.sdp });
+    signaling.send({ type: "candidate", candidate: null });
+    const answer = await signaling.next((m: Json) => m.type === "answer", left());
+    await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+    // Trickled server candidates, those already here and any still to come.
+    let added = 0;
+    const addCandidates = async () => {
+      for (; added < signaling.messages.length; added++) {
+        const m = signaling.messages[added];
+        if (m.type === "candidate" && m.candidate) await pc.addIceCandidate(m.candidate);
+      }
+    };
+    await addCandidates();
+    const trickle = setInterval(() => addCandidates().catch(() => {}), 50);
+    const connected = new Promise<void>((resolve, reject) => {
+      const check = (s: string) => {
+        if (s === "connected") resolve();
+        if (s === "failed" || s === "closed") reject(new Error(`werift viewer: ${s}`));
+      };
+      pc.connectionStateChange.subscribe(check);
+      check(pc.connectionState);
+      setTimeout(() => reject(new Error("werift viewer did not connect in time")), left());
+    });
+    await connected.finally(() => clearInterval(trickle));
+  } catch (err) {
+    signaling.close();
+    await pc.close().catch(() => {});
+    throw err;
+  }
+  return {
+    signaling,
+    get packets() {
+      return packets;
+    },
+    keyframes,
+    async requestKeyframe() {
+      if (ssrc === undefined) throw new Error("no video received yet");
+      await transceiver.receiver.sendRtcpPLI(ssrc);
+    },
+    async close() {
+      signaling.close();
+      await pc.close().catch(() => {});
+    },
+  };
+}

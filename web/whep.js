@@ -1,0 +1,87 @@
+// A small WHEP client (RFC 9725): POST the offer, PATCH trickled candidates, DELETE on close.
+export class WhepClient {
+  constructor(url, { onTrack, onState } = {}) {
+    this.url = url;
+    this.onTrack = onTrack;
+    this.onState = onState;
+    this.pc = null;
+    this.location = null;
+    this.etag = null;
+    this.pending = [];
+  }
+
+  static parseLinks(header) {
+    const servers = [];
+    for (const part of (header ?? "").split(/,(?=\s*<)/)) {
+      const m = /<([^>]+)>(.*)/.exec(part.trim());
+      if (!m || !/rel="ice-server"/.test(m[2])) continue;
+      const server = { urls: m[1] };
+      const user = /username="([^"]*)"/.exec(m[2]);
+      const cred = /credential="([^"]*)"/.exec(m[2]);
+      if (user) server.username = user[1];
+      if (cred) server.credential = cred[1];
+      servers.push(server);
+    }
+    return servers;
+  }
+
+  async start() {
+    const pc = (this.pc = new RTCPeerConnection());
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    const stream = new MediaStream();
+    pc.ontrack = (e) => {
+      stream.addTrack(e.track);
+      this.onTrack?.(stream);
+    };
+    pc.onconnectionstatechange = () => this.onState?.(pc.connectionState);
+    pc.onicecandidate = (e) => {
+      if (!e.candidate) return;
+      this.pending.push(e.candidate);
+      if (this.location) this.flush();
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    const res = await fetch(this.url, {
+      method: "POST",
+      headers: { "Content-Type": "application/sdp" },
+      body: pc.localDescription.sdp,
+    });
+    if (res.status !== 201) {
+      let message = `HTTP ${res.status}`;
+      try {
+        message = (await res.json()).error ?? message;
+      } catch { /* not JSON */ }
+      throw new Error(message);
+    }
+    this.location = new URL(res.headers.get("Location"), this.url).href;
+    this.etag = res.headers.get("ETag");
+    const servers = WhepClient.parseLinks(res.headers.get("Link"));
+    if (servers.length) pc.setConfiguration({ ...pc.getConfiguration(), iceServers: servers });
+    await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+    this.flush();
+    return pc;
+  }
+
+  async flush() {
+    const candidates = this.pending.splice(0);
+    if (!candidates.length || !this.location) return;
+    const lines = candidates.map((c) => `a=mid:${c.sdpMid}\r\na=${c.candidate}\r\n`).join("");
+    try {
+      await fetch(this.location, {
+        method: "PATCH",
+        headers: {
+          "Content-Type": "application/trickle-ice-sdpfrag",
+          "If-Match": this.etag ?? "*",
+        },
+        body: lines,
+      });
+    } catch { /* the answer's candidates usually suffice */ }
+  }
+
+  async stop() {
+    const location = this.location;
+    this.location = null;
+    this.pc?.close();
+    if (location) await fetch(location, { method: "DELETE" }).catch(() => {});
+  }
+}
