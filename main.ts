@@ -8,6 +8,17 @@ import { ConfigError, helpText, loadConfig, setupLogging, startServer } from "./
 
 if (import.meta.main) {
   const args = Deno.args;
+  if (args[0] === "healthcheck") {
+    // For container HEALTHCHECKs (the runtime image has no shell or curl).
+    const port = Deno.env.get("SLUICE_HTTP_PORT") || "8080";
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) });
+      await res.body?.cancel();
+      Deno.exit(res.ok ? 0 : 1);
+    } catch {
+      Deno.exit(1);
+    }
+  }
   if (args.includes("--help") || args.includes("-h")) {
     console.log(helpText());
     Deno.exit(0);

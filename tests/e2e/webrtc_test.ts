@@ -83,10 +83,14 @@ Deno.test("webrtc: Chromium plays what ffmpeg publishes", e2e, async (t) => {
   let browser: Browser | undefined;
   const pliCounts: Record<string, number> = {};
   try {
-    browser = await startBrowser();
+    // Reference colours of testsrc2 where it keeps one colour (the bars), found
+    // while Chromium starts.
+    const [started, reference] = await Promise.all([
+      startBrowser(),
+      testsrc2StaticPoints(640, 360, { seconds: 30 }),
+    ]);
+    browser = started;
     const b = browser;
-    // Reference colours of testsrc2 where it is the same in every frame (the bars).
-    const reference = await testsrc2StaticPoints(640, 360);
     assert.ok(reference.length >= 5, `static testsrc2 points: ${JSON.stringify(reference)}`);
 
     const bars = publish(publishLive(`${server.rtmpUrl}/bars`, { seconds: 45 }));

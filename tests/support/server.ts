@@ -34,9 +34,10 @@ export async function startTestServer(
       "run",
       "--allow-net",
       "--allow-env",
-      "--allow-sys",
+      // The same permissions as `deno task start` (plus this run's data dir).
+      "--allow-sys=networkInterfaces",
       "--allow-read",
-      "--allow-write",
+      `--allow-write=${dataDir}`,
       new URL("main.ts", ROOT).pathname,
       "--host",
       "127.0.0.1",
