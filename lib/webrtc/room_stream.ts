@@ -11,6 +11,7 @@ import { iterateAvccNalUnits } from "../codec/mod.ts";
 import { packetizeH264 } from "./h264_packetizer.ts";
 import type { SharedRtp } from "./transport.ts";
 import type { Logger } from "../log.ts";
+import { AudioPipeline } from "../codec/audio_pipeline.ts";
 
 /** A viewer as the room stream sees it. */
 export interface StreamViewer {
@@ -21,6 +22,15 @@ export interface StreamViewer {
   roomState(state: "live" | "ended"): void;
 }
 
+/** Counters the audio path reports into (metrics). */
+export interface AudioStats {
+  corrupt(): void;
+  dropped(n: number): void;
+  transcoded(micros: number): void;
+}
+
+const noAudioStats: AudioStats = { corrupt() {}, dropped() {}, transcoded() {} };
+
 /** One packetized access unit. */
 export interface PacketizedFrame {
   readonly packets: readonly SharedRtp[];
@@ -29,6 +39,9 @@ export interface PacketizedFrame {
 }
 
 const VIDEO_CLOCK = 90;
+const AUDIO_CLOCK = 48;
+/** Samples of one 20 ms Opus packet at 48 kHz. */
+const OPUS_FRAME = 960;
 /** The gap a reconnect leaves in the video timeline: one frame at 30 fps. */
 const RECONNECT_STEP = 3000;
 
@@ -49,13 +62,73 @@ export class RoomStream implements RoomSubscriber {
   #gopBytes = 0;
   #gopValid = false;
   #frames = 0;
+  // Audio: AAC → Opus off the event loop, then RTP at 48 kHz continuing across publishes.
+  #audio: AudioPipeline | undefined;
+  #audioSeq = random32() & 0xffff;
+  #audioTs: number | undefined;
+  #lastAudioTs: number | undefined;
+  #audioRebase = true;
+  #corruptFrames = 0;
+  #lastCorruptWarning = -Infinity;
+  readonly #audioStats: AudioStats;
 
-  constructor(room: Room, log: Logger, maxGopBytes: number) {
+  constructor(room: Room, log: Logger, maxGopBytes: number, audioStats: AudioStats = noAudioStats) {
     this.room = room;
     this.#log = log;
     this.#maxGopBytes = maxGopBytes;
-    // Joining a room mid-GOP: packetize what the room cached since its last keyframe.
-    for (const unit of room.gop()) this.unit(unit);
+    this.#audioStats = audioStats;
+    // Joining a room mid-GOP: packetize the video the room cached since its last keyframe
+    // (its audio is in the past: the audio clock starts with the next frame).
+    for (const unit of room.gop()) if (unit.kind === "video") this.unit(unit);
+    if (room.audioConfig) this.#configureAudio(room.audioConfig.record);
+  }
+
+  /** Stops the audio worker; the stream is going away. */
+  dispose(): void {
+    this.#audio?.close();
+    this.#audio = undefined;
+  }
+
+  #configureAudio(asc: Uint8Array): void {
+    this.#audio ??= new AudioPipeline({
+      packets: (packets) => this.#sendAudio(packets),
+      corrupt: () => {
+        this.#corruptFrames++;
+        this.#audioStats.corrupt();
+        const now = performance.now();
+        if (now - this.#lastCorruptWarning > 10_000) {
+          this.#lastCorruptWarning = now;
+          this.#log.warn(
+            "room {room}: corrupt AAC frames replaced by silence ({count} so far)",
+            { room: this.room.name, count: this.#corruptFrames },
+          );
+        }
+      },
+      dropped: (n) => this.#audioStats.dropped(n),
+      timing: (micros) => this.#audioStats.transcoded(micros),
+      error: (message) =>
+        this.#log.warn("room {room}: audio cannot be transcoded: {message}", {
+          room: this.room.name,
+          message,
+        }),
+    });
+    this.#audio.configure(asc);
+  }
+
+  #sendAudio(packets: Uint8Array[]): void {
+    for (const payload of packets) {
+      if (this.#audioTs === undefined) return;
+      const packet = {
+        sequenceNumber: this.#audioSeq,
+        timestamp: this.#audioTs,
+        marker: false,
+        payload,
+      };
+      this.#audioSeq = (this.#audioSeq + 1) & 0xffff;
+      this.#lastAudioTs = this.#audioTs;
+      this.#audioTs = (this.#audioTs + OPUS_FRAME) >>> 0;
+      for (const v of this.#viewers) v.audio(packet);
+    }
   }
 
   /** Viewers attached to this stream. */
@@ -90,6 +163,7 @@ export class RoomStream implements RoomSubscriber {
     if (state === "live") {
       // A new publish: its clock starts anew; rebase on its first frame.
       this.#tsBase = undefined;
+      this.#audioRebase = true;
     }
     this.#gop = [];
     this.#gopBytes = 0;
@@ -98,6 +172,22 @@ export class RoomStream implements RoomSubscriber {
   }
 
   unit(unit: MediaUnit): void {
+    if (unit.kind === "audio-config" && unit.codec === "aac") {
+      this.#configureAudio(unit.record);
+      return;
+    }
+    if (unit.kind === "audio" && unit.codec === "aac") {
+      if (this.#audioRebase) {
+        // First audio of a publish: continue the previous timeline, or start one
+        // derived from the RTMP clock.
+        this.#audioRebase = false;
+        this.#audioTs = this.#lastAudioTs === undefined
+          ? (unit.dts * AUDIO_CLOCK + random32()) >>> 0
+          : (this.#lastAudioTs + OPUS_FRAME) >>> 0;
+      }
+      this.#audio?.push(unit.data);
+      return;
+    }
     if (unit.kind !== "video" || unit.codec !== "h264") return;
     const frame = this.#packetize(unit);
     if (!frame) return;

@@ -196,6 +196,7 @@ export class WebRtcService {
     const stream = this.#streams.get(room.name);
     if (stream && stream.size === 0) {
       room.unsubscribe(stream);
+      stream.dispose();
       this.#streams.delete(room.name);
     }
     this.#rooms.release(room.name);
