@@ -12,7 +12,9 @@ if (import.meta.main) {
     // For container HEALTHCHECKs (the runtime image has no shell or curl).
     const port = Deno.env.get("SLUICE_HTTP_PORT") || "8080";
     try {
-      const res = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) });
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`, {
+        signal: AbortSignal.timeout(2000),
+      });
       await res.body?.cancel();
       Deno.exit(res.ok ? 0 : 1);
     } catch {

@@ -40,6 +40,20 @@ export interface Config {
   readonly maxViewersPerRoom: number;
   /** How long a room keeps its viewers after its publisher drops, waiting for a reconnect. */
   readonly reconnectGraceMs: number;
+  /** Webhook receiver URLs subscribed to every room and event (`--webhook`). */
+  readonly webhooks: readonly string[];
+  /** JSON file of webhook subscriptions. */
+  readonly webhooksFile?: string;
+  /** Signing secret of config webhooks that name none (unset: generated in the data dir). */
+  readonly webhookSecret?: string;
+  /** Per-attempt webhook timeout. */
+  readonly webhookTimeoutMs: number;
+  /** Delay before the first webhook retry; doubles each time. */
+  readonly webhookRetryBaseMs: number;
+  /** Longest delay between two webhook attempts. */
+  readonly webhookRetryMaxMs: number;
+  /** Give up on a webhook event this long after it was queued. */
+  readonly webhookRetryHorizonMs: number;
 }
 
 /** A bad flag, env or config value; the message names the flag. */
@@ -168,6 +182,52 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: "duration",
     default: "15s",
     help: "keep viewers this long for a publisher to come back",
+  },
+  {
+    flag: "webhook",
+    key: "webhooks",
+    kind: "list",
+    help: "webhook receiver URL for every room and event (repeatable)",
+  },
+  {
+    flag: "webhooks-file",
+    key: "webhooksFile",
+    kind: "string",
+    help: "JSON file: [{url, rooms?, events?, secret?, description?, id?}]",
+  },
+  {
+    flag: "webhook-secret",
+    key: "webhookSecret",
+    kind: "string",
+    help: "signing secret of config webhooks without one (unset: <data-dir>/webhook-secret)",
+  },
+  {
+    flag: "webhook-timeout",
+    key: "webhookTimeoutMs",
+    kind: "duration",
+    default: "10s",
+    help: "webhook request timeout",
+  },
+  {
+    flag: "webhook-retry-base",
+    key: "webhookRetryBaseMs",
+    kind: "duration",
+    default: "1s",
+    help: "first webhook retry delay (doubles each retry)",
+  },
+  {
+    flag: "webhook-retry-max",
+    key: "webhookRetryMaxMs",
+    kind: "duration",
+    default: "10m",
+    help: "longest delay between webhook retries",
+  },
+  {
+    flag: "webhook-retry-horizon",
+    key: "webhookRetryHorizonMs",
+    kind: "duration",
+    default: "24h",
+    help: "give up on a webhook event this long after it happened",
   },
 ];
 
@@ -342,6 +402,10 @@ export function loadConfig(
 
   const publicIps = (out.publicIp as string[] | undefined) ?? [];
   for (const ip of publicIps) if (!IP_RE.test(ip)) fail("public-ip", "an IPv4 or IPv6 address", ip);
+  const webhooks = (out.webhooks as string[] | undefined) ?? [];
+  for (const url of webhooks) {
+    if (!/^https?:\/\/[^/\s]+/i.test(url)) fail("webhook", "an http(s) URL", url);
+  }
   const iceServers = ((out.iceServer as string[] | undefined) ?? []).map((s) =>
     parseIceServer(s) ?? fail("ice-server", "a stun:, stuns:, turn: or turns: URL", s)
   );
@@ -365,6 +429,7 @@ export function loadConfig(
     iceServers,
     udpPortMin,
     udpPortMax,
+    webhooks,
     rtmpApp: "live",
   } as unknown as Config;
 }

@@ -9,6 +9,10 @@ import { PublishKeys, RoomRegistry } from "./room/mod.ts";
 import { startRtmpServer } from "./rtmp/mod.ts";
 import { createApp } from "./http/mod.ts";
 import { WebRtcService } from "./webrtc/mod.ts";
+import { openWebhooks } from "./webhooks/mod.ts";
+
+/** How long a graceful stop waits for queued webhooks (the `shutdown` stops) to go out. */
+const WEBHOOK_FLUSH_MS = 5000;
 
 /** A running Sluice. */
 export interface SluiceServer {
@@ -33,6 +37,10 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     keys,
     log: logger("room"),
   });
+
+  // Before RTMP accepts anyone, so no start or stop goes unqueued.
+  const webhooks = await openWebhooks(config, logger("webhooks"));
+  rooms.onEvent((event) => webhooks.handleRoomEvent(event));
 
   const rtmp = startRtmpServer({
     hostname: config.host,
@@ -78,6 +86,7 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     webrtc,
     log: logger("http"),
     rtmp: { port: rtmp.port, app: config.rtmpApp },
+    webhooks: { service: webhooks, adminToken: config.adminToken, log: logger("http") },
   });
   const abort = new AbortController();
   let http: Deno.HttpServer<Deno.NetAddr>;
@@ -87,9 +96,11 @@ export async function startServer(config: Config): Promise<SluiceServer> {
       port: config.httpPort,
       signal: abort.signal,
       onListen: () => {},
-    }, app.fetch);
+      // The serve info as Hono's env, so handlers see the client address (admin API).
+    }, (req, info) => app.fetch(req, info));
   } catch (err) {
     await rtmp.close();
+    await webhooks.close();
     throw err;
   }
   const httpPort = http.addr.port;
@@ -106,7 +117,9 @@ export async function startServer(config: Config): Promise<SluiceServer> {
         await rtmp.close("shutdown");
         webrtc.closeAll("server shutting down");
         abort.abort();
-        await http.finished;
+        // The rooms just stopped with reason `shutdown`; give their webhooks a bounded chance.
+        await Promise.all([webhooks.drain(WEBHOOK_FLUSH_MS), http.finished]);
+        await webhooks.close();
       })();
       return closing;
     },

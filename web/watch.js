@@ -17,10 +17,10 @@ let client = null;
 let live = false;
 let retry = 0;
 let userStarted = false;
-window.sluicePlayer = { stats: null, state: "connecting", room };
+globalThis.sluicePlayer = { stats: null, state: "connecting", room };
 
 function setState(state, text) {
-  window.sluicePlayer.state = state;
+  globalThis.sluicePlayer.state = state;
   badge.className = `badge ${state === "live" ? "live" : "wait"}`;
   badge.textContent = {
     live: "Live",
@@ -124,7 +124,7 @@ async function updateStats() {
     framesDecoded: v?.framesDecoded ?? 0,
     audioSamples: a?.totalSamplesReceived ?? 0,
   };
-  window.sluicePlayer.stats = stats;
+  globalThis.sluicePlayer.stats = stats;
   if (!statsBox.hidden) {
     const rows = [
       ["Resolution", stats.resolution],
@@ -167,7 +167,7 @@ document.getElementById("toggle-stats").addEventListener("click", (e) => {
 document.getElementById("fullscreen").addEventListener("click", () => {
   document.querySelector(".player").requestFullscreen?.();
 });
-window.addEventListener("pagehide", () => client?.stop());
+globalThis.addEventListener("pagehide", () => client?.stop());
 
 setState("connecting", "Connecting…");
 connect();

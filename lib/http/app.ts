@@ -10,6 +10,7 @@ import { upgradeWebSocket } from "hono/deno";
 import { isValidRoomName, type RoomRegistry } from "../room/mod.ts";
 import { type SignalingConnection, startSignaling, type WebRtcService } from "../webrtc/mod.ts";
 import type { Logger } from "../log.ts";
+import { webhooksApi, type WebhooksApiOptions } from "./webhooks_api.ts";
 import { mountWhep } from "./whep.ts";
 import { mountWeb } from "./web.ts";
 
@@ -20,6 +21,8 @@ export interface HttpContext {
   readonly log: Logger;
   /** The RTMP port and app, for the demo page's "what to put in OBS". */
   readonly rtmp: { readonly port: number; readonly app: string };
+  /** The webhooks admin API; absent: not mounted. */
+  readonly webhooks?: WebhooksApiOptions;
 }
 
 /** Builds the app; it holds no global state, everything comes from `ctx`. */
@@ -38,6 +41,8 @@ export function createApp(ctx: HttpContext): Hono {
     const room = ctx.rooms.get(name);
     return c.json(room ? room.snapshot() : { name, live: false, viewers: 0 });
   });
+
+  if (ctx.webhooks) app.route("/api/webhooks", webhooksApi(ctx.webhooks));
 
   app.get(
     "/ws/:room",

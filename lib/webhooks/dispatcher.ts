@@ -51,6 +51,35 @@ export interface DispatcherOptions {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 // Heads read per pass; enough to fill every free slot past blocked queues.
 const HEADS_PER_PASS = 1000;
+// How long a queue waits after an attempt failed inside Sluice.
+const COOLDOWN_MS = 5000;
+
+/** The default `User-Agent` of deliveries. */
+export const USER_AGENT = "Sluice-Webhooks/1";
+
+/** The request of one attempt: the stored body, signed now, with the event headers. */
+export function signedRequest(
+  subscription: Pick<Subscription, "id" | "url" | "secret">,
+  event: { readonly eventId: string; readonly type: string; readonly body: string },
+  attempt: number,
+  nowMs: number,
+  userAgent = USER_AGENT,
+): OutgoingRequest {
+  const t = Math.floor(nowMs / 1000);
+  return {
+    url: subscription.url,
+    body: event.body,
+    headers: {
+      "content-type": "application/json",
+      "user-agent": userAgent,
+      "sluice-event-id": event.eventId,
+      "sluice-event-type": event.type,
+      "sluice-webhook-id": subscription.id,
+      "sluice-delivery-attempt": String(attempt),
+      "sluice-signature": signatureHeader(subscription.secret, t, event.body),
+    },
+  };
+}
 
 /** Runs deliveries until stopped. */
 export class Dispatcher {
@@ -61,6 +90,8 @@ export class Dispatcher {
   readonly #inFlight = new Map<string, AbortController>();
   readonly #perSubscription = new Map<string, number>();
   readonly #running = new Set<Promise<void>>();
+  /** Queues whose last attempt failed inside Sluice (not at the receiver), until when. */
+  readonly #cooldown = new Map<string, number>();
   readonly #drainWaiters = new Set<{ deadline: number; resolve: (idle: boolean) => void }>();
   #timer: unknown;
   #pumpQueued = false;
@@ -104,7 +135,11 @@ export class Dispatcher {
           if (this.#inFlight.size >= this.#o.maxInFlight) break;
           const key = `${d.subscriptionId}\n${d.room}`;
           if (this.#inFlight.has(key)) continue;
-          if ((this.#perSubscription.get(d.subscriptionId) ?? 0) >= this.#o.maxInFlightPerSubscription) {
+          if ((this.#cooldown.get(key) ?? 0) > now) continue;
+          this.#cooldown.delete(key);
+          if (
+            (this.#perSubscription.get(d.subscriptionId) ?? 0) >= this.#o.maxInFlightPerSubscription
+          ) {
             continue;
           }
           const subscription = this.#subscription(d.subscriptionId);
@@ -131,13 +166,20 @@ export class Dispatcher {
   #begin(key: string, d: DueDelivery, subscription: Subscription): void {
     const controller = new AbortController();
     this.#inFlight.set(key, controller);
-    this.#perSubscription.set(subscription.id, (this.#perSubscription.get(subscription.id) ?? 0) + 1);
+    this.#perSubscription.set(
+      subscription.id,
+      (this.#perSubscription.get(subscription.id) ?? 0) + 1,
+    );
     const run = this.#attempt(d, subscription, controller.signal)
       .catch((err) => {
+        // E.g. the disk is full and the outcome could not be stored: the event is still
+        // due, so hold its queue back a while instead of resending it in a tight loop.
         this.#o.log?.error("webhook delivery {event} failed unexpectedly: {error}", {
           event: d.eventId,
           error: String(err),
         });
+        this.#cooldown.set(key, this.#clock.now() + COOLDOWN_MS);
+        this.#clock.setTimeout(() => this.wake(), COOLDOWN_MS);
       })
       .finally(() => {
         this.#inFlight.delete(key);
@@ -154,19 +196,7 @@ export class Dispatcher {
   async #attempt(d: DueDelivery, s: Subscription, signal: AbortSignal): Promise<void> {
     const startedAt = this.#clock.now();
     const attempt = d.attempts + 1;
-    const request: OutgoingRequest = {
-      url: s.url,
-      body: d.body,
-      headers: {
-        "content-type": "application/json",
-        "user-agent": this.#o.userAgent ?? "Sluice-Webhooks",
-        "sluice-event-id": d.eventId,
-        "sluice-event-type": d.type,
-        "sluice-webhook-id": s.id,
-        "sluice-delivery-attempt": String(attempt),
-        "sluice-signature": await signatureHeader(s.secret, Math.floor(startedAt / 1000), d.body),
-      },
-    };
+    const request = signedRequest(s, d, attempt, startedAt, this.#o.userAgent);
     const result = await this.#o.sender(request, signal);
     // Stopping: leave the event queued untouched; the next start sends it again.
     if (signal.aborted || this.#stopped) return;

@@ -64,7 +64,10 @@ export function backoffDelay(
   policy: RetryPolicy,
   random: () => number = Math.random,
 ): number {
-  const exp = Math.min(policy.maxDelayMs, policy.baseMs * 2 ** Math.min(Math.max(attempt - 1, 0), 52));
+  const exp = Math.min(
+    policy.maxDelayMs,
+    policy.baseMs * 2 ** Math.min(Math.max(attempt - 1, 0), 52),
+  );
   return Math.max(1, Math.round(exp * (1 - policy.jitter * random())));
 }
 
@@ -73,6 +76,7 @@ export function parseRetryAfter(value: string | null, now: number): number | und
   if (!value) return undefined;
   const v = value.trim();
   if (/^\d{1,9}$/.test(v)) return Number(v) * 1000;
+  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(v)) return undefined;
   const at = Date.parse(v);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }

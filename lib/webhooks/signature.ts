@@ -1,10 +1,13 @@
 /**
  * Webhook signatures: `Sluice-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret,
  * "<t>.<raw body>")>`, the scheme Stripe made familiar. The timestamp is signed with the
- * body so a captured delivery cannot be replayed later with a fresh `t`.
+ * body so a captured delivery cannot be replayed later with a fresh `t`. HMAC runs
+ * synchronously (node:crypto): a few microseconds, and no thread hop per delivery.
  *
  * @module
  */
+
+import { createHmac } from "node:crypto";
 
 const encoder = new TextEncoder();
 
@@ -13,12 +16,6 @@ export const SIGNATURE_HEADER = "Sluice-Signature";
 
 /** Bytes of randomness in a generated secret (256 bits). */
 const SECRET_BYTES = 32;
-
-function toHex(bytes: Uint8Array): string {
-  let out = "";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
-  return out;
-}
 
 function base64url(bytes: Uint8Array): string {
   let bin = "";
@@ -31,15 +28,8 @@ export function generateSecret(): string {
   return `whsec_${base64url(crypto.getRandomValues(new Uint8Array(SECRET_BYTES)))}`;
 }
 
-async function hmacHex(secret: string, message: Uint8Array): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    encoder.encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  return toHex(new Uint8Array(await crypto.subtle.sign("HMAC", key, message)));
+function hmacHex(secret: string, message: Uint8Array): string {
+  return createHmac("sha256", secret).update(message).digest("hex");
 }
 
 function signedMessage(timestamp: number, body: string | Uint8Array): Uint8Array {
@@ -55,15 +45,15 @@ function signedMessage(timestamp: number, body: string | Uint8Array): Uint8Array
  * The `Sluice-Signature` value for `body` sent at `timestamp` (unix seconds). The key is
  * the UTF-8 bytes of the whole secret string, `whsec_` prefix included.
  */
-export async function signatureHeader(
+export function signatureHeader(
   secret: string,
   timestamp: number,
   body: string | Uint8Array,
-): Promise<string> {
+): string {
   if (!Number.isSafeInteger(timestamp) || timestamp < 0) {
     throw new RangeError(`timestamp: expected unix seconds, got ${timestamp}`);
   }
-  return `t=${timestamp},v1=${await hmacHex(secret, signedMessage(timestamp, body))}`;
+  return `t=${timestamp},v1=${hmacHex(secret, signedMessage(timestamp, body))}`;
 }
 
 /** A parsed `Sluice-Signature` value. */
@@ -100,19 +90,19 @@ export type VerifyFailure = "malformed" | "stale" | "mismatch";
  * Checks a delivery the way a receiver should: parse the header, refuse timestamps
  * further than `toleranceSeconds` from `now`, compare the HMAC in constant time.
  */
-export async function verifySignature(
+export function verifySignature(
   secret: string,
   header: string | null,
   body: string | Uint8Array,
   options: { toleranceSeconds?: number; now?: number } = {},
-): Promise<{ ok: true } | { ok: false; reason: VerifyFailure }> {
+): { ok: true } | { ok: false; reason: VerifyFailure } {
   const parsed = header ? parseSignatureHeader(header) : undefined;
   if (!parsed) return { ok: false, reason: "malformed" };
   const now = Math.floor((options.now ?? Date.now()) / 1000);
   if (Math.abs(now - parsed.timestamp) > (options.toleranceSeconds ?? 300)) {
     return { ok: false, reason: "stale" };
   }
-  const expected = await hmacHex(secret, signedMessage(parsed.timestamp, body));
+  const expected = hmacHex(secret, signedMessage(parsed.timestamp, body));
   return parsed.v1.some((v) => constantTimeEqual(v, expected))
     ? { ok: true }
     : { ok: false, reason: "mismatch" };

@@ -241,7 +241,7 @@ export class WebhookStore {
 
   /** Every subscription, oldest first. */
   listSubscriptions(): Subscription[] {
-    return this.#db.prepare("SELECT * FROM subscriptions ORDER BY created_at, id").all()
+    return this.#db.prepare("SELECT * FROM subscriptions ORDER BY created_at, rowid").all()
       .map((r) => toSubscription(r as Row));
   }
 
@@ -329,19 +329,24 @@ export class WebhookStore {
     });
   }
 
+  /** Makes every queued delivery due at `now` at the latest (a restart retries at once). */
+  dueNow(now: number): void {
+    this.#db.prepare("UPDATE queue SET next_at = ? WHERE next_at > ?").run(now, now);
+  }
+
   /** Records a failed attempt and when to try next. */
   reschedule(seq: number, attempts: number, nextAt: number, error: string): void {
     this.#db.prepare("UPDATE queue SET attempts = ?, next_at = ?, last_error = ? WHERE seq = ?")
       .run(attempts, nextAt, error, seq);
   }
 
-  /** Appends to the deliveries log, keeping the newest few per subscription. */
-  recordAttempt(d: DeliveryRecord): void {
+  /** Appends to the deliveries log (keeping the newest few per subscription); returns its id. */
+  recordAttempt(d: DeliveryRecord): number | undefined {
     if (!this.#db.prepare("SELECT 1 FROM subscriptions WHERE id = ?").get(d.subscriptionId)) {
-      return; // deleted while the attempt ran
+      return undefined; // deleted while the attempt ran
     }
-    this.#tx(() => {
-      this.#db.prepare(
+    return this.#tx(() => {
+      const { lastInsertRowid } = this.#db.prepare(
         `INSERT INTO deliveries (subscription_id, event_id, type, room, attempt, at, outcome,
            status, duration_ms, error, response, next_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -363,6 +368,7 @@ export class WebhookStore {
         `DELETE FROM deliveries WHERE subscription_id = ? AND id <= (
            SELECT id FROM deliveries WHERE subscription_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
       ).run(d.subscriptionId, d.subscriptionId, this.#keepDeliveries);
+      return Number(lastInsertRowid);
     });
   }
 
@@ -393,9 +399,11 @@ export class WebhookStore {
   /** Queued deliveries per subscription (subscriptions with none are absent). */
   pendingCounts(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const r of this.#db.prepare(
-      "SELECT subscription_id, COUNT(*) AS n FROM queue GROUP BY subscription_id",
-    ).all()) {
+    for (
+      const r of this.#db.prepare(
+        "SELECT subscription_id, COUNT(*) AS n FROM queue GROUP BY subscription_id",
+      ).all()
+    ) {
       out.set((r as Row).subscription_id as string, (r as Row).n as number);
     }
     return out;

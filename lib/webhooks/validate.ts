@@ -79,10 +79,14 @@ export function validateUrl(value: unknown, field = "url"): string {
 
 function validateRooms(value: unknown): string[] | null {
   if (value === null) return null;
-  if (!Array.isArray(value)) invalid("rooms", "an array of room names (omit it for every room)", value);
+  if (!Array.isArray(value)) {
+    invalid("rooms", "an array of room names (omit it for every room)", value);
+  }
   if (value.length === 0) invalid("rooms", "at least one room (omit it for every room)", value);
   if (value.length > LIMITS.maxRooms) {
-    throw new ValidationError(`rooms: expected at most ${LIMITS.maxRooms} rooms, got ${value.length}`);
+    throw new ValidationError(
+      `rooms: expected at most ${LIMITS.maxRooms} rooms, got ${value.length}`,
+    );
   }
   for (const room of value) {
     if (typeof room !== "string" || !isValidRoomName(room)) {

@@ -21,14 +21,26 @@ export interface TestServer {
   api<T = unknown>(path: string): Promise<T>;
   /** SIGTERM, then wait; returns the exit code. */
   stop(): Promise<number>;
+  /** The `--data-dir` of this run. */
+  readonly dataDir: string;
+  /** SIGKILL (no graceful stop), then wait; returns the exit code. */
+  kill(): Promise<number>;
 }
 
 /** Starts `main.ts` with the given extra flags on ports 0. */
 export async function startTestServer(
   flags: string[] = [],
-  options: { cwd?: string; env?: Record<string, string> } = {},
+  options: {
+    cwd?: string;
+    env?: Record<string, string>;
+    /** Use this data dir (e.g. of a server that was killed) and leave it in place on stop. */
+    dataDir?: string;
+  } = {},
 ): Promise<TestServer> {
-  const dataDir = await Deno.makeTempDir({ prefix: "sluice-test-data-" });
+  const ownDataDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "sluice-test-data-" });
+  const removeDataDir = () =>
+    ownDataDir ? Deno.remove(dataDir, { recursive: true }).catch(() => {}) : Promise.resolve();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -103,7 +115,7 @@ export async function startTestServer(
     if (!exited) child.kill("SIGKILL");
     await status;
     await pumps;
-    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    await removeDataDir();
     throw err;
   }
   const rtmpPort = Number(m[1]);
@@ -130,7 +142,15 @@ export async function startTestServer(
       const s = await status;
       clearTimeout(killer);
       await pumps;
-      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+      await removeDataDir();
+      return s.code;
+    },
+    dataDir,
+    async kill() {
+      if (!exited) child.kill("SIGKILL");
+      const s = await status;
+      await pumps;
+      await removeDataDir();
       return s.code;
     },
   };
