@@ -10,6 +10,7 @@ import { startRtmpServer } from "./rtmp/mod.ts";
 import { createApp } from "./http/mod.ts";
 import { WebRtcService } from "./webrtc/mod.ts";
 import { openWebhooks } from "./webhooks/mod.ts";
+import { Counter, Gauge, Histogram, MetricsRegistry, startEventLoopLag } from "./metrics.ts";
 
 /** How long a graceful stop waits for queued webhooks (the `shutdown` stops) to go out. */
 const WEBHOOK_FLUSH_MS = 5000;
@@ -38,8 +39,34 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     log: logger("room"),
   });
 
+  const metrics = new MetricsRegistry();
+  const deliveries = metrics.add(
+    new Counter("sluice_webhook_deliveries_total", "Webhook delivery attempts by outcome"),
+  );
+  const audioTime = metrics.add(
+    new Histogram(
+      "sluice_audio_transcode_seconds",
+      "AAC → Opus time per access unit, in the audio worker",
+      [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025],
+    ),
+  );
+  const audioCorrupt = metrics.add(
+    new Counter("sluice_audio_corrupt_frames_total", "AAC frames replaced by silence"),
+  );
+  const audioDropped = metrics.add(
+    new Counter("sluice_audio_dropped_frames_total", "AAC frames dropped: the worker fell behind"),
+  );
+  const lag = metrics.add(
+    new Gauge("sluice_event_loop_lag_seconds", "Worst timer lateness over the last second"),
+  );
+  const stopLag = startEventLoopLag(lag);
+
   // Before RTMP accepts anyone, so no start or stop goes unqueued.
-  const webhooks = await openWebhooks(config, logger("webhooks"));
+  const webhooks = await openWebhooks(
+    config,
+    logger("webhooks"),
+    (outcome) => deliveries.inc({ outcome }),
+  );
   rooms.onEvent((event) => webhooks.handleRoomEvent(event));
 
   const rtmp = startRtmpServer({
@@ -79,13 +106,80 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     connectTimeoutMs: 30_000,
     maxInFlight: 2000,
     minReplayIntervalMs: 1000,
+    audioStats: {
+      corrupt: () => audioCorrupt.inc(),
+      dropped: (n) => audioDropped.inc({}, n),
+      transcoded: (micros) => audioTime.observe(micros / 1e6),
+    },
   }, logger("webrtc"));
+
+  const perRoom = <T>(f: (room: NonNullable<ReturnType<typeof rooms.get>>) => T) =>
+    function* (): Iterable<[Record<string, string>, number]> {
+      for (const snap of rooms.list()) {
+        const room = rooms.get(snap.name);
+        if (room) yield [{ room: snap.name }, Number(f(room))];
+      }
+    };
+  metrics.add(
+    new Gauge("sluice_rooms_live", "Rooms with a publisher", function* () {
+      yield [{}, rooms.liveCount];
+    }),
+  );
+  metrics.add(
+    new Gauge("sluice_rtmp_connections", "Open RTMP connections", function* () {
+      yield [{}, rtmp.connections];
+    }),
+  );
+  metrics.add(new Gauge("sluice_viewers", "Viewers by room", perRoom((r) => r.viewers)));
+  metrics.add(
+    new Gauge("sluice_room_in_bytes", "Media bytes received by room", perRoom((r) => r.bytesIn)),
+  );
+  metrics.add(
+    new Gauge(
+      "sluice_room_in_frames",
+      "Frames received by room in this publish",
+      function* () {
+        for (const snap of rooms.list()) {
+          if (!snap.frames) continue;
+          yield [{ room: snap.name, kind: "video" }, snap.frames.video];
+          yield [{ room: snap.name, kind: "audio" }, snap.frames.audio];
+        }
+      },
+    ),
+  );
+  const outTotals = (key: "packets" | "bytes" | "framesDropped") =>
+    function* (): Iterable<[Record<string, string>, number]> {
+      for (const [room, t] of webrtc.totals()) if (rooms.get(room)) yield [{ room }, t[key]];
+    };
+  metrics.add(
+    new Gauge("sluice_room_out_packets", "RTP packets sent to viewers", outTotals("packets")),
+  );
+  metrics.add(
+    new Gauge("sluice_room_out_bytes", "RTP payload bytes sent to viewers", outTotals("bytes")),
+  );
+  metrics.add(
+    new Gauge(
+      "sluice_room_frames_dropped",
+      "Video frames dropped for slow viewers",
+      outTotals("framesDropped"),
+    ),
+  );
+  metrics.add(
+    new Gauge("sluice_webhook_queue", "Webhook events queued or in flight", function* () {
+      const s = webhooks.stats();
+      yield [{ state: "queued" }, s.queued];
+      yield [{ state: "in_flight" }, s.inFlight];
+    }),
+  );
+  let ready = false;
 
   const app = createApp({
     rooms,
     webrtc,
     log: logger("http"),
     rtmp: { port: rtmp.port, app: config.rtmpApp },
+    metrics,
+    ready: () => ready,
     webhooks: { service: webhooks, adminToken: config.adminToken, log: logger("http") },
   });
   const abort = new AbortController();
@@ -104,6 +198,7 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     throw err;
   }
   const httpPort = http.addr.port;
+  ready = true;
   log.info("listening rtmp={rtmp} http={http}", { rtmp: rtmp.port, http: httpPort });
   if (keys.enabled) log.info("stream keys are required to publish");
 
@@ -114,6 +209,8 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     rooms,
     close() {
       closing ??= (async () => {
+        ready = false;
+        stopLag();
         await rtmp.close("shutdown");
         webrtc.closeAll("server shutting down");
         abort.abort();

@@ -5,7 +5,7 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import { AacOpusTranscoder, type AacOpusOptions } from "./audio.ts";
+import { type AacOpusOptions, AacOpusTranscoder } from "./audio.ts";
 
 /** Messages to the worker. */
 export type AudioWorkerRequest =
@@ -43,7 +43,10 @@ async function handle(msg: AudioWorkerRequest): Promise<void> {
       const start = performance.now();
       const { packets, corrupt } = transcoder.transcode(msg.data);
       const micros = Math.round((performance.now() - start) * 1000);
-      reply({ t: "packets", packets, corrupt, micros }, packets.map((p) => p.buffer as ArrayBuffer));
+      reply(
+        { t: "packets", packets, corrupt, micros },
+        packets.map((p) => p.buffer as ArrayBuffer),
+      );
       return;
     }
     case "close":

@@ -24,3 +24,14 @@ export {
 export type { AvcDecoderConfig, SpsInfo } from "./h264.ts";
 export { buildAudioSpecificConfig, parseAudioSpecificConfig } from "./aac.ts";
 export type { AudioSpecificConfig } from "./aac.ts";
+export {
+  AacOpusTranscoder,
+  DEFAULT_COMPLEXITY,
+  DEFAULT_MONO_BITRATE,
+  DEFAULT_STEREO_BITRATE,
+  loadAacOpusModule,
+  OPUS_FRAME_SAMPLES,
+  OPUS_SAMPLE_RATE,
+  OpusPacketDecoder,
+} from "./audio.ts";
+export type { AacOpusOptions, PcmResult, TranscodeResult } from "./audio.ts";

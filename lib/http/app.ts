@@ -10,6 +10,7 @@ import { upgradeWebSocket } from "hono/deno";
 import { isValidRoomName, type RoomRegistry } from "../room/mod.ts";
 import { type SignalingConnection, startSignaling, type WebRtcService } from "../webrtc/mod.ts";
 import type { Logger } from "../log.ts";
+import type { MetricsRegistry } from "../metrics.ts";
 import { webhooksApi, type WebhooksApiOptions } from "./webhooks_api.ts";
 import { mountWhep } from "./whep.ts";
 import { mountWeb } from "./web.ts";
@@ -21,6 +22,10 @@ export interface HttpContext {
   readonly log: Logger;
   /** The RTMP port and app, for the demo page's "what to put in OBS". */
   readonly rtmp: { readonly port: number; readonly app: string };
+  /** What `/metrics` exposes. */
+  readonly metrics?: MetricsRegistry;
+  /** Whether the server takes new work (false while it starts or stops). */
+  readonly ready?: () => boolean;
   /** The webhooks admin API; absent: not mounted. */
   readonly webhooks?: WebhooksApiOptions;
 }
@@ -30,6 +35,16 @@ export function createApp(ctx: HttpContext): Hono {
   const app = new Hono();
 
   app.get("/healthz", (c) => c.json({ ok: true }));
+  app.get("/readyz", (c) => {
+    const ready = ctx.ready?.() ?? true;
+    return c.json({ ready }, ready ? 200 : 503);
+  });
+  app.get("/metrics", (c) => {
+    if (!ctx.metrics) return c.json({ error: "metrics are off" }, 404);
+    return c.body(ctx.metrics.render(), 200, {
+      "content-type": "text/plain; version=0.0.4; charset=utf-8",
+    });
+  });
 
   app.get("/api/rooms", (c) => c.json({ rooms: ctx.rooms.list() }));
 

@@ -136,6 +136,7 @@ export class Room {
   #audioHint: { sampleRate?: number; channels?: number } = {};
   #metadata: Record<string, unknown> = {};
   #bFrames = false;
+  #bytesIn = 0;
   #videoFrames = 0;
   #audioFrames = 0;
   #keyframes = 0;
@@ -184,6 +185,11 @@ export class Room {
   /** Parsed avcC of the current video config, if any. */
   get avc(): AvcDecoderConfig | undefined {
     return this.#avc;
+  }
+
+  /** Media bytes received since the room was created (all publishes). */
+  get bytesIn(): number {
+    return this.#bytesIn;
   }
 
   /** Whether B-frames were seen in this publish. */
@@ -339,6 +345,7 @@ export class Room {
   }
 
   #push(unit: MediaUnit): void {
+    if (unit.kind === "video" || unit.kind === "audio") this.#bytesIn += unit.data.length;
     switch (unit.kind) {
       case "video-config":
         this.#onVideoConfig(unit);

@@ -118,7 +118,11 @@ export async function configSubscriptions(
 }
 
 /** Opens the webhook service of a server: `<data-dir>/webhooks.db`, config subscriptions. */
-export async function openWebhooks(config: WebhookConfig, log: Logger): Promise<WebhookService> {
+export async function openWebhooks(
+  config: WebhookConfig,
+  log: Logger,
+  onOutcome?: (outcome: string) => void,
+): Promise<WebhookService> {
   Deno.mkdirSync(config.dataDir, { recursive: true });
   return WebhookService.open({
     databasePath: `${config.dataDir}/webhooks.db`,
@@ -131,5 +135,6 @@ export async function openWebhooks(config: WebhookConfig, log: Logger): Promise<
     },
     configSubscriptions: await configSubscriptions(config, log),
     log,
+    onSettled: onOutcome && ((_delivery, outcome) => onOutcome(outcome)),
   });
 }

@@ -15,6 +15,7 @@ import { generateSecret } from "./signature.ts";
 import {
   type DeliveryOutcome,
   type DeliveryRecord,
+  type DueDelivery,
   type Subscription,
   type SubscriptionSource,
   WebhookStore,
@@ -74,6 +75,8 @@ export class WebhookConflictError extends Error {
 
 /** Options of {@linkcode WebhookService.open}. */
 export interface WebhookServiceOptions {
+  /** Called with each attempt's outcome (metrics). */
+  readonly onSettled?: (delivery: DueDelivery, outcome: DeliveryOutcome) => void;
   /** The SQLite file (`<data-dir>/webhooks.db`), or `":memory:"` in tests. */
   readonly databasePath: string;
   readonly retry?: RetryPolicy;
@@ -134,6 +137,7 @@ export class WebhookService {
       clock: this.#clock,
       random: options.random,
       log: options.log,
+      onSettled: options.onSettled,
     });
   }
 

@@ -14,7 +14,8 @@ import {
   type RTCIceCandidateLike,
   type ViewerTransport,
 } from "./transport.ts";
-import { Viewer, type ViewerLimits } from "./viewer.ts";
+import { Viewer, type ViewerLimits, type ViewerTotals } from "./viewer.ts";
+import type { AudioStats } from "./room_stream.ts";
 
 /** Room state as viewers are told it. */
 export type ViewerRoomState = "waiting" | "live" | "ended";
@@ -33,6 +34,8 @@ export interface WebRtcOptions extends ViewerLimits {
   readonly maxGopBytes: number;
   /** How long a peer may take from offer to connected. */
   readonly connectTimeoutMs: number;
+  /** Where the audio path reports (metrics). */
+  readonly audioStats?: AudioStats;
 }
 
 let nextSessionId = 1;
@@ -57,6 +60,7 @@ export class ViewerSession {
     stream: RoomStream,
     events: SessionEvents,
     options: WebRtcOptions,
+    totals: ViewerTotals,
   ) {
     this.#service = service;
     this.room = room;
@@ -77,7 +81,7 @@ export class ViewerSession {
     });
     this.#viewer = new Viewer(this.#transport, stream, options, (state) => {
       events.state(state, state === "live" ? room.info() : undefined);
-    });
+    }, totals);
     this.#timer = setTimeout(
       () => this.close("the peer did not connect in time"),
       options.connectTimeoutMs,
@@ -124,6 +128,7 @@ export class WebRtcService {
   readonly #log: Logger;
   readonly #streams = new Map<string, RoomStream>();
   readonly #sessions = new Set<ViewerSession>();
+  readonly #totals = new Map<string, ViewerTotals>();
 
   constructor(rooms: RoomRegistry, options: WebRtcOptions, log: Logger) {
     this.#rooms = rooms;
@@ -160,11 +165,13 @@ export class WebRtcService {
     }
     let stream = this.#streams.get(roomName);
     if (!stream) {
-      stream = new RoomStream(room, this.#log, this.#options.maxGopBytes);
+      stream = new RoomStream(room, this.#log, this.#options.maxGopBytes, this.#options.audioStats);
       room.subscribe(stream);
       this.#streams.set(roomName, stream);
     }
-    const session = new ViewerSession(this, room, stream, events, this.#options);
+    let totals = this.#totals.get(roomName);
+    if (!totals) this.#totals.set(roomName, totals = { packets: 0, bytes: 0, framesDropped: 0 });
+    const session = new ViewerSession(this, room, stream, events, this.#options, totals);
     this.#sessions.add(session);
     this.#log.info("viewer joined: room {room} (session {id}, {viewers} watching)", {
       room: roomName,
@@ -200,6 +207,12 @@ export class WebRtcService {
       this.#streams.delete(room.name);
     }
     this.#rooms.release(room.name);
+    if (!this.#rooms.get(room.name)) this.#totals.delete(room.name);
+  }
+
+  /** Cumulative output per room of the rooms that exist now. */
+  totals(): IterableIterator<[string, ViewerTotals]> {
+    return this.#totals.entries();
   }
 
   /** Closes every session (shutdown). */

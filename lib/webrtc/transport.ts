@@ -137,6 +137,10 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
     iceUseLinkLocalAddress: false,
     ...(anyHost ? {} : {
       iceInterfaceAddresses: ice.host.includes(":") ? { udp6: ice.host } : { udp4: ice.host },
+      // werift lists only non-loopback interfaces; for a host it doesn't list (127.0.0.1)
+      // it binds to the host yet labels candidates with the other interfaces' IPs, which
+      // advertisable() drops: the answer had no candidate. Name the bound host itself.
+      iceAdditionalHostAddresses: [ice.host],
     }),
     ...(ice.udpPortMin
       ? { icePortRange: [ice.udpPortMin, ice.udpPortMax] as [number, number] }
@@ -192,16 +196,6 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
           videoSender = t.sender;
           const track = new MediaStreamTrack({ kind: "video" });
           await t.sender.replaceTrack(track);
-          t.sender.onPictureLossIndication.subscribe(() => events.onKeyframeRequest("pli"));
-          t.sender.onRtcp.subscribe((p) => {
-            // Full Intra Request (RFC 5104): payload-specific feedback, FMT 4.
-            if (
-              p.type === 206 &&
-              (p as unknown as { feedback?: { count?: number } }).feedback?.count === 4
-            ) {
-              events.onKeyframeRequest("fir");
-            }
-          });
         } else if (t.kind === "audio" && !audioSender) {
           audioSender = t.sender;
           await t.sender.replaceTrack(new MediaStreamTrack({ kind: "audio" }));
@@ -212,6 +206,7 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
       }
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
+      watchKeyframeRequests(videoSender, events);
       if (gather && pc.iceGatheringState !== "complete") {
         let timer: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([
@@ -253,6 +248,27 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
       await pc.close().catch(() => {});
     },
   };
+}
+
+/**
+ * Raises PLI (RFC 4585) and FIR (RFC 5104) aimed at the video sender. Read off the
+ * DTLS transport, not the sender's own events: werift's RTCP router hands
+ * payload-specific feedback to whatever owns the *sender* SSRC first, so a PLI from
+ * a client that announced its SSRC in the offer (werift does) went to a receiver
+ * and was lost, and a FIR (media source SSRC 0 by RFC 5104; the target is in its
+ * entries) reached no one.
+ */
+function watchKeyframeRequests(sender: RTCRtpSender, events: TransportEvents): void {
+  sender.dtlsTransport.onRtcp.subscribe((p) => {
+    if (p.type !== 206) return; // payload-specific feedback
+    const fb = (p as unknown as {
+      feedback?: { count?: number; mediaSsrc?: number; fir?: { ssrc: number }[] };
+    }).feedback;
+    if (fb?.count === 1 && fb.mediaSsrc === sender.ssrc) events.onKeyframeRequest("pli");
+    else if (fb?.count === 4 && fb.fir?.some((e) => e.ssrc === sender.ssrc)) {
+      events.onKeyframeRequest("fir");
+    }
+  });
 }
 
 /** Applies the candidate policy to `a=candidate` lines already in an SDP. */

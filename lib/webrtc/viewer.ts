@@ -16,6 +16,13 @@ export interface ViewerLimits {
   readonly minReplayIntervalMs: number;
 }
 
+/** Cumulative output of all viewers of a room (metrics). */
+export interface ViewerTotals {
+  packets: number;
+  bytes: number;
+  framesDropped: number;
+}
+
 /** Counters of one viewer (for stats and tests). */
 export interface ViewerCounters {
   packetsSent: number;
@@ -31,6 +38,7 @@ export class Viewer implements StreamViewer {
   readonly #stream: RoomStream;
   readonly #limits: ViewerLimits;
   readonly #onRoomState: (state: "live" | "ended") => void;
+  readonly #totals: ViewerTotals;
   /** Added to a shared sequence number to get this viewer's. */
   #seqOffset = 0;
   #lastSeq: number | undefined;
@@ -53,7 +61,9 @@ export class Viewer implements StreamViewer {
     stream: RoomStream,
     limits: ViewerLimits,
     onRoomState: (state: "live" | "ended") => void,
+    totals: ViewerTotals = { packets: 0, bytes: 0, framesDropped: 0 },
   ) {
+    this.#totals = totals;
     this.#transport = transport;
     this.#stream = stream;
     this.#limits = limits;
@@ -78,7 +88,10 @@ export class Viewer implements StreamViewer {
   }
 
   audio(packet: SharedRtp): void {
-    if (this.#transport.connected) this.#transport.sendAudio(packet);
+    if (!this.#transport.connected) return;
+    this.#transport.sendAudio(packet);
+    this.#totals.packets++;
+    this.#totals.bytes += packet.payload.length;
   }
 
   video(packets: readonly SharedRtp[], keyframe: boolean): void {
@@ -87,11 +100,13 @@ export class Viewer implements StreamViewer {
       // Slow viewer: stop until the next keyframe rather than queue without bound.
       this.#started = false;
       this.counters.framesDropped++;
+      this.#totals.framesDropped++;
       return;
     }
     if (!this.#started) {
       if (!keyframe) {
         this.counters.framesDropped++;
+        this.#totals.framesDropped++;
         return;
       }
       this.#started = true;
@@ -109,6 +124,8 @@ export class Viewer implements StreamViewer {
   #send(packet: SharedRtp): void {
     this.firstPacketAt ??= performance.now();
     this.#transport.sendVideo(packet);
+    this.#totals.packets++;
+    this.#totals.bytes += packet.payload.length;
     this.#lastSeq = packet.sequenceNumber;
     this.#lastTs = packet.timestamp;
     this.counters.packetsSent++;

@@ -1,0 +1,44 @@
+/**
+ * Video transcoding for streams WebRTC receivers cannot play as sent (H.264
+ * with B-frames, long GOPs): FFmpeg's H.264 decoder and Cisco's openh264
+ * encoder, Debian's native libraries loaded through FFI by a small C shim
+ * (native/transcode_shim.c, built by native/build.sh), one Worker per
+ * transcoder. Output: Constrained Baseline, no B-frames, IDR every
+ * `keyframeIntervalMs` and on request, pts on the input's clock.
+ *
+ * Needs `--allow-ffi` (and read access to the shim). When the libraries or
+ * the shim are missing, {@linkcode VideoTranscoder.available} says which and
+ * the apt-get command that fixes it, so the server can fall back to passthrough.
+ *
+ * ```ts ignore
+ * import { VideoTranscoder } from "./mod.ts";
+ *
+ * const support = VideoTranscoder.available();
+ * if (!support.ok) console.warn(`passthrough: ${support.reason}`);
+ * ```
+ *
+ * @module
+ */
+
+export {
+  buildAvcDecoderConfig,
+  toTranscodedFrame,
+  type TranscodedFrame,
+  type TranscoderInputFrame,
+  VideoTranscoder,
+  type VideoTranscoderOptions,
+  type VideoTranscoderStats,
+} from "./transcoder.ts";
+export {
+  BUILD_PACKAGES,
+  debianRelease,
+  detectTranscodeSupport,
+  loaderDirectories,
+  RUNTIME_LIBRARIES,
+  type RuntimeLibrary,
+  type TranscodeHostFacts,
+  type TranscodeSupport,
+} from "./detect.ts";
+export { type ProbeOptions, probeTranscodeHost, transcodeSupport } from "./host.ts";
+export { SHIM_FILE_NAME, SHIM_PATH_ENV, shimCandidates } from "./native.ts";
+export type { NativeStats } from "./native.ts";
