@@ -81,7 +81,14 @@ Deno.test("webrtc: Chromium plays what ffmpeg publishes", e2e, async (t) => {
   const publishers: Publisher[] = [];
   const publish = (p: Publisher) => (publishers.push(p), p);
   let browser: Browser | undefined;
+  const open = new Set<string>();
+  /** Closes viewer pages, ignoring those already gone (a failed step cleans up too). */
+  const closeViewers = async (...viewers: string[]) => {
+    await Promise.all(viewers.filter((v) => open.delete(v)).map((v) => browser!.close(v)));
+  };
   const pliCounts: Record<string, number> = {};
+  let barsDone = false;
+  let comebackPlaying = false;
   try {
     // Reference colours of testsrc2 where it keeps one colour (the bars), found
     // while Chromium starts.
@@ -91,6 +98,10 @@ Deno.test("webrtc: Chromium plays what ffmpeg publishes", e2e, async (t) => {
     ]);
     browser = started;
     const b = browser;
+    const openViewer = async (room: string, viewer: string) => {
+      open.add(viewer);
+      await b.open(server.httpUrl, room, viewer);
+    };
     assert.ok(reference.length >= 5, `static testsrc2 points: ${JSON.stringify(reference)}`);
 
     const bars = publish(publishLive(`${server.rtmpUrl}/bars`, { seconds: 45 }));
@@ -100,7 +111,7 @@ Deno.test("webrtc: Chromium plays what ffmpeg publishes", e2e, async (t) => {
       "one viewer: H.264 640x360 decodes within 10 s; the picture is testsrc2",
       async () => {
         const opened = Date.now();
-        await b.open(server.httpUrl, "bars", "a");
+        await openViewer("bars", "a");
         const stats = await waitFor(
           async () => {
             const s = await b.stats("a");
@@ -133,43 +144,61 @@ Deno.test("webrtc: Chromium plays what ffmpeg publishes", e2e, async (t) => {
         await b.screenshot("a", shot);
         assert.ok((await Deno.stat(shot)).size > 1000, "screenshot written");
 
-        const pixels = await b.pixels("a", reference.map((p) => [p.x, p.y]));
-        const report = reference.map((p, i) => `(${p.x},${p.y}) ${p.rgb} → ${pixels[i]}`);
-        const brightest = Math.max(...pixels.flat());
-        assert.ok(brightest > 150, `picture is black: ${report.join("; ")}`);
-        reference.forEach((p, i) => {
-          const diff = Math.max(...p.rgb.map((c, k) => Math.abs(c - pixels[i][k])));
-          assert.ok(diff <= COLOUR_TOLERANCE, `colour off by ${diff}: ${report.join("; ")}`);
-        });
+        // testsrc2's line sweeps over a bar point for ≤ 200 ms: of three samples 300 ms
+        // apart, the closest one shows the bar.
+        const samples: number[][][] = [];
+        for (let k = 0; k < 3; k++) {
+          if (k) await sleep(300);
+          samples.push(await b.pixels("a", reference.map((p) => [p.x, p.y])));
+        }
+        const diffOf = (p: (typeof reference)[number], rgb: number[]) =>
+          Math.max(...p.rgb.map((c, k) => Math.abs(c - rgb[k])));
+        const best = reference.map((p, i) =>
+          samples.map((s) => s[i]).sort((x, y) => diffOf(p, x) - diffOf(p, y))[0]
+        );
+        const report = reference.map((p, i) => `(${p.x},${p.y}) ${p.rgb} → ${best[i]}`);
+        assert.ok(Math.max(...samples.flat(2)) > 150, `picture is black: ${report.join("; ")}`);
+        const worst = Math.max(...reference.map((p, i) => diffOf(p, best[i])));
+        console.log(`pixels: ${reference.length} points, worst channel difference ${worst}`);
+        assert.ok(worst <= COLOUR_TOLERANCE, `colour off by ${worst}: ${report.join("; ")}`);
       },
     );
 
     await t.step("three more viewers at once all decode", async () => {
-      const viewers = ["b", "c", "d"];
-      await Promise.all(viewers.map((v) => b.open(server.httpUrl, "bars", v)));
-      await Promise.all(viewers.map((v) => waitDecoded(b, v, 30, 15_000)));
-      await assertRising(b, ["a", ...viewers]);
-      const room = await server.api<Room>("/api/rooms/bars");
-      assert.equal(room.viewers, 4);
-      for (const v of ["a", ...viewers]) {
-        const s = await b.stats(v);
-        assert.equal(s.video.frameWidth, 640, `viewer ${v}`);
-        pliCounts[v] = s.video.pliCount;
+      const viewers = ["a", "b", "c", "d"];
+      try {
+        await Promise.all(["b", "c", "d"].map((v) => openViewer("bars", v)));
+        await Promise.all(["b", "c", "d"].map((v) => waitDecoded(b, v, 30, 15_000)));
+        await assertRising(b, viewers);
+        const room = await server.api<Room>("/api/rooms/bars");
+        assert.equal(room.viewers, 4);
+        for (const v of viewers) {
+          const s = await b.stats(v);
+          assert.equal(s.video.frameWidth, 640, `viewer ${v}`);
+          pliCounts[v] = s.video.pliCount;
+          console.log(
+            `viewer ${v}: ${s.video.framesDecoded} decoded, ${s.video.packetsLost} lost, ` +
+              `${s.video.nackCount} NACKs, ${s.video.pliCount} PLIs, ` +
+              `${s.video.framesDropped} dropped`,
+          );
+        }
+        barsDone = true;
+      } finally {
+        await closeViewers(...viewers);
+        await bars.stop();
       }
-      await Promise.all(["a", ...viewers].map((v) => b.close(v)));
       await waitFor(
         async () => (await server.api<Room>("/api/rooms/bars")).viewers === 0,
         5000,
         "viewers of bars to leave",
       );
-      await bars.stop();
     });
 
     await t.step("a viewer waiting before the publisher starts plays when it does", async () => {
-      await b.open(server.httpUrl, "comeback", "early");
+      await openViewer("comeback", "early");
       await waitFor(
         async () => (await b.stats("early")).states?.includes("waiting"),
-        5000,
+        10_000,
         "state waiting",
       );
       // Let the peer connection come up with no media yet.
@@ -184,131 +213,188 @@ Deno.test("webrtc: Chromium plays what ffmpeg publishes", e2e, async (t) => {
       assert.equal(s.states[0], "waiting");
       assert.equal(s.video.frameWidth, 640);
       assert.equal(s.closed, undefined);
+      comebackPlaying = true;
     });
 
-    await t.step("publisher stops and restarts: the same page keeps playing", async () => {
-      const before = await b.stats("early");
-      const statesBefore = before.states.length;
-      const first = publishers[publishers.length - 1];
-      await first.stop();
-      await waitFor(
-        async () => (await b.stats("early")).states.slice(statesBefore).includes("ended"),
-        5000,
-        "state ended",
-      );
-      const atStop = await framesDecoded(b, "early");
-      await sleep(1000);
-      publish(publishLive(`${server.rtmpUrl}/comeback`, { seconds: 60 }));
-      const s = await waitDecoded(b, "early", atStop + 60, 15_000);
-      console.log(
-        `reconnect: framesDecoded ${before.video.framesDecoded} before stop, ${atStop} at stop, ` +
-          `${s.video.framesDecoded} after restart; states ${s.states.join(" → ")}`,
-      );
-      assert.deepEqual(s.states.slice(statesBefore), ["ended", "live"]);
-      assert.equal(s.closed, undefined, "the WebSocket stays open");
-      assert.equal(s.connection, "connected");
-      assert.equal(s.video.frameWidth, 640);
-      assert.deepEqual(s.errors, []);
-      await assertRising(b, ["early"]);
+    await t.step({
+      name: "publisher stops and restarts: the same page keeps playing",
+      ignore: !comebackPlaying,
+      fn: async () => {
+        const before = await b.stats("early");
+        const statesBefore = before.states.length;
+        await publishers[publishers.length - 1].stop();
+        await waitFor(
+          async () => (await b.stats("early")).states.slice(statesBefore).includes("ended"),
+          5000,
+          "state ended",
+        );
+        const atStop = await framesDecoded(b, "early");
+        await sleep(1000);
+        publish(publishLive(`${server.rtmpUrl}/comeback`, { seconds: 60 }));
+        const s = await waitDecoded(b, "early", atStop + 60, 15_000);
+        console.log(
+          `reconnect: framesDecoded ${before.video.framesDecoded} before stop, ${atStop} at ` +
+            `stop, ${s.video.framesDecoded} after restart; states ${s.states.join(" → ")}`,
+        );
+        assert.deepEqual(s.states.slice(statesBefore), ["ended", "live"]);
+        assert.equal(s.closed, undefined, "the WebSocket stays open");
+        assert.equal(s.connection, "connected");
+        assert.equal(s.video.frameWidth, 640);
+        assert.deepEqual(s.errors, []);
+        await assertRising(b, ["early"]);
+      },
     });
 
-    await t.step("publisher restarts with another resolution: the page follows", async () => {
-      const statesBefore = (await b.stats("early")).states.length;
-      await publishers[publishers.length - 1].stop();
-      await sleep(500);
-      publish(publishLive(`${server.rtmpUrl}/comeback`, { seconds: 60, width: 320, height: 180 }));
-      const s = await waitFor(
-        async () => {
-          const s = await b.stats("early");
-          return s.video?.frameWidth === 320 && s.videoWidth === 320 ? s : undefined;
-        },
-        15_000,
-        "frameWidth 320",
-        200,
-      );
-      assert.equal(s.video.frameHeight, 180);
-      assert.deepEqual(s.states.slice(statesBefore), ["ended", "live"]);
-      assert.equal(s.closed, undefined);
-      await assertRising(b, ["early"]);
-      pliCounts.early = s.video.pliCount;
-      await b.close("early");
-      await publishers[publishers.length - 1].stop();
+    await t.step({
+      name: "publisher restarts with another resolution: the page follows",
+      ignore: !comebackPlaying,
+      fn: async () => {
+        const statesBefore = (await b.stats("early")).states.length;
+        await publishers[publishers.length - 1].stop();
+        await sleep(500);
+        publish(
+          publishLive(`${server.rtmpUrl}/comeback`, { seconds: 60, width: 320, height: 180 }),
+        );
+        const s = await waitFor(
+          async () => {
+            const s = await b.stats("early");
+            return s.video?.frameWidth === 320 && s.videoWidth === 320 ? s : undefined;
+          },
+          15_000,
+          "frameWidth 320",
+          200,
+        );
+        assert.equal(s.video.frameHeight, 180);
+        assert.deepEqual(s.states.slice(statesBefore), ["ended", "live"]);
+        assert.equal(s.closed, undefined);
+        await assertRising(b, ["early"]);
+        pliCounts.early = s.video.pliCount;
+      },
     });
+    await closeViewers("early");
+    await Promise.all(publishers.map((p) => p.stop()));
 
     await t.step("time to first frame, joining mid-GOP with an 8 s keyframe interval", async () => {
       const clip = await makeClip(clipDir, { seconds: 14, gop: 240 });
       const publisher = publish(publishClip(`${server.rtmpUrl}/longgop`, clip));
-      // 3-4 s into the clip: well inside its first 8 s GOP.
-      const room = await waitLive(server, "longgop", 100, 15_000);
-      assert.equal(room.frames.keyframes, 1, "still in the first GOP");
-      await b.open(server.httpUrl, "longgop", "late");
-      const s = await waitFor(
-        async () => {
-          const s = await b.stats("late");
-          return s.firstFrameMs !== undefined ? s : undefined;
-        },
-        8000,
-        "a first decoded frame",
-        100,
-      );
-      const after = await server.api<Room>("/api/rooms/longgop");
-      console.log(
-        `time to first frame, joined ${(room.frames.video / 30).toFixed(1)} s into an 8 s GOP: ` +
-          `${Math.round(s.firstFrameMs)} ms (answer at ${Math.round(s.answerMs)} ms)`,
-      );
-      assert.equal(after.frames.keyframes, 1, "the first frame came before the next keyframe");
-      assert.ok(s.firstFrameMs < 3000, `first frame after ${s.firstFrameMs} ms`);
-      await waitDecoded(b, "late", 60, 5000);
-      await assertRising(b, ["late"]);
-      pliCounts.late = (await b.stats("late")).video.pliCount;
-      await b.close("late");
-      await publisher.stop();
+      try {
+        // 3-4 s into the clip: well inside its first 8 s GOP.
+        const room = await waitLive(server, "longgop", 100, 15_000);
+        assert.equal(room.frames.keyframes, 1, "still in the first GOP");
+        await openViewer("longgop", "late");
+        const s = await waitFor(
+          async () => {
+            const s = await b.stats("late");
+            return s.firstFrameMs !== undefined ? s : undefined;
+          },
+          8000,
+          "a first decoded frame",
+          100,
+        );
+        const after = await server.api<Room>("/api/rooms/longgop");
+        console.log(
+          `time to first frame, joined ${(room.frames.video / 30).toFixed(1)} s into an 8 s ` +
+            `GOP: ${Math.round(s.firstFrameMs)} ms (answer at ${Math.round(s.answerMs)} ms)`,
+        );
+        assert.equal(after.frames.keyframes, 1, "the first frame came before the next keyframe");
+        assert.ok(s.firstFrameMs < 3000, `first frame after ${s.firstFrameMs} ms`);
+        await waitDecoded(b, "late", 60, 5000);
+        await assertRising(b, ["late"]);
+        pliCounts.late = (await b.stats("late")).video.pliCount;
+      } finally {
+        await closeViewers("late");
+        await publisher.stop();
+      }
     });
 
-    await t.step("PLI: Chromium rarely asks; a PLI is answered from the cached GOP", async () => {
-      console.log(`Chromium PLIs per viewer: ${JSON.stringify(pliCounts)}`);
-      for (const [v, n] of Object.entries(pliCounts)) {
-        assert.ok(n <= 3, `viewer ${v} sent ${n} PLIs`);
-      }
-      // Each viewer that left logged its counters.
-      const left = [
-        ...server.log().matchAll(
-          /viewer left: room (\w+) \(session \d+, \d+ watching; sent (\d+) frames, (\d+) replays, (\d+) keyframe requests, (\d+) dropped\)/g,
-        ),
-      ];
-      const bars = left.filter((m) => m[1] === "bars");
-      assert.equal(bars.length, 4, `viewer left lines:\n${left.map((m) => m[0]).join("\n")}`);
-      for (const m of bars) assert.ok(Number(m[2]) >= 60, m[0]);
+    await t.step({
+      name: "Chromium's PLIs are few and reach the server; viewers log their counters",
+      ignore: !barsDone,
+      fn: () => {
+        // A viewer that loses a packet NACK cannot repair sends a PLI and recovers on
+        // the replayed keyframe: a few may happen (four viewers starting at once on
+        // a busy 2-core machine), a storm (B-frames: 40 in 8 s) must not.
+        console.log(`Chromium PLIs per viewer: ${JSON.stringify(pliCounts)}`);
+        for (const [v, n] of Object.entries(pliCounts)) {
+          assert.ok(n <= 8, `viewer ${v} sent ${n} PLIs`);
+        }
+        const left = [
+          ...server.log().matchAll(
+            /viewer left: room (\w+) \(session \d+, \d+ watching; sent (\d+) frames, (\d+) replays, (\d+) keyframe requests, (\d+) dropped\)/g,
+          ),
+        ];
+        const bars = left.filter((m) => m[1] === "bars");
+        assert.equal(bars.length, 4, `viewer left lines:\n${left.map((m) => m[0]).join("\n")}`);
+        for (const m of bars) assert.ok(Number(m[2]) >= 60, m[0]);
+        // Counted by the server whether or not a replay followed (1 s apart at most).
+        const requested = bars.reduce((n, m) => n + Number(m[4]), 0);
+        const plis = ["a", "b", "c", "d"].reduce((n, v) => n + (pliCounts[v] ?? 0), 0);
+        assert.ok(requested >= plis, `server counted ${requested} of ${plis} PLIs`);
+      },
+    });
 
+    await t.step("a PLI or FIR is answered at once from the cached GOP (werift peer)", async () => {
       // Chromium has no API to send a PLI; a werift peer in the test does, in a room
       // with an 8 s keyframe interval so only the cache can answer within a second.
       const clip = await makeClip(clipDir, { seconds: 14, gop: 240 });
       const publisher = publish(publishClip(`${server.rtmpUrl}/pli`, clip));
-      await waitLive(server, "pli", 30);
-      const viewer = await startWeriftViewer(`${server.httpUrl.replace("http", "ws")}/ws/pli`);
       try {
-        await waitFor(() => viewer.keyframes.length >= 1, 5000, "the replayed keyframe");
-        await sleep(1200); // past the server's 1 s minimum between replays
-        const sent = performance.now();
-        const packets = viewer.packets;
-        await viewer.requestKeyframe();
-        await waitFor(() => viewer.keyframes.length >= 2, 2000, "a keyframe after the PLI");
-        const answeredMs = viewer.keyframes[1] - sent;
-        console.log(`PLI answered with a keyframe after ${answeredMs.toFixed(0)} ms`);
-        assert.ok(answeredMs < 1000, `keyframe ${answeredMs} ms after the PLI`);
-        assert.equal(
-          (await server.api<Room>("/api/rooms/pli")).frames.keyframes,
-          1,
-          "the publisher sent no new keyframe: the answer came from the cache",
+        await waitLive(server, "pli", 30);
+        const viewer = await startWeriftViewer(`${server.httpUrl.replace("http", "ws")}/ws/pli`);
+        try {
+          // The server names its bound address (--host 127.0.0.1) as a host candidate.
+          const answer = viewer.signaling.messages.find((m) => m.type === "answer");
+          const candidates = [
+            ...answer.sdp.split("\r\n").filter((l: string) => l.startsWith("a=candidate:")),
+            ...viewer.signaling.messages.filter((m) => m.type === "candidate" && m.candidate)
+              .map((m) => m.candidate.candidate),
+          ];
+          assert.ok(
+            candidates.some((c) => / 127\.0\.0\.1 \d+ typ host/.test(c)),
+            `a host candidate on 127.0.0.1: ${JSON.stringify(candidates)}`,
+          );
+          await waitFor(() => viewer.keyframes.length >= 1, 5000, "the replayed keyframe");
+          for (const kind of ["pli", "fir"] as const) {
+            await sleep(1200); // past the server's 1 s minimum between replays
+            const seen = viewer.keyframes.length;
+            const packets = viewer.packets;
+            const sent = performance.now();
+            await viewer.requestKeyframe(kind);
+            await waitFor(
+              () => viewer.keyframes.length > seen,
+              2000,
+              `a keyframe after the ${kind}`,
+            );
+            const answeredMs = viewer.keyframes[seen] - sent;
+            console.log(
+              `${kind.toUpperCase()} answered with a keyframe after ${answeredMs.toFixed(0)} ms`,
+            );
+            assert.ok(answeredMs < 1000, `keyframe ${answeredMs} ms after the ${kind}`);
+            assert.equal(
+              (await server.api<Room>("/api/rooms/pli")).frames.keyframes,
+              1,
+              "the publisher sent no new keyframe: the answer came from the cache",
+            );
+            await waitFor(
+              () => viewer.packets > packets + 30,
+              3000,
+              "live packets after the replay",
+            );
+          }
+        } finally {
+          await viewer.close();
+        }
+        const [line, replays] = await server.waitForLog(
+          /viewer left: room pli \(.*, (\d+) replays, 2 keyframe requests, \d+ dropped\)/,
+          5000,
         );
-        await waitFor(() => viewer.packets > packets + 30, 3000, "live packets after the replay");
+        assert.ok(Number(replays) >= 3, line);
       } finally {
-        await viewer.close();
+        await publisher.stop();
       }
-      await server.waitForLog(/viewer left: room pli .*, 1 keyframe requests/, 5000);
-      await publisher.stop();
     });
   } finally {
+    if (browser) await closeViewers(...open).catch(() => {});
     await Promise.all(publishers.map((p) => p.stop()));
     await browser?.quit();
     await server.stop();

@@ -156,7 +156,8 @@ export async function testsrc2StaticPoints(
     .flatMap((points) =>
       Array.from(
         { length: Math.min(perColour, points.length) },
-        (_, k) => points[Math.floor((k + 0.5) * points.length / Math.min(perColour, points.length))],
+        (_, k) =>
+          points[Math.floor((k + 0.5) * points.length / Math.min(perColour, points.length))],
       )
     );
 }

@@ -7,6 +7,7 @@
  */
 import {
   RTCPeerConnection,
+  type RtcpPacket,
   RTCRtpCodecParameters,
   type RTCRtpTransceiver,
   type RtpPacket,
@@ -14,6 +15,7 @@ import {
   useNACK,
   usePLI,
 } from "werift";
+import { Buffer } from "node:buffer";
 import { type Json, openSignaling, type SignalingClient } from "./signaling_client.ts";
 
 /** What a werift viewer saw. */
@@ -23,8 +25,8 @@ export interface WeriftViewer {
   readonly packets: number;
   /** performance.now() of each keyframe start (a STAP-A carrying an SPS, or an IDR start). */
   readonly keyframes: readonly number[];
-  /** Sends an RTCP PLI for the video stream. */
-  requestKeyframe(): Promise<void>;
+  /** Sends an RTCP PLI (RFC 4585) or FIR (RFC 5104) for the video stream. */
+  requestKeyframe(kind?: "pli" | "fir"): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -46,7 +48,10 @@ export function startsKeyframe(payload: Uint8Array): boolean {
 }
 
 /** Connects to `wsUrl` (ws://…/ws/<room>) and waits until the peer connection is up. */
-export async function startWeriftViewer(wsUrl: string, timeoutMs = 10_000): Promise<WeriftViewer> {
+export async function startWeriftViewer(
+  wsUrl: string,
+  timeoutMs = 10_000,
+): Promise<WeriftViewer> {
   const pc = new RTCPeerConnection({
     codecs: {
       video: [
@@ -62,20 +67,23 @@ export async function startWeriftViewer(wsUrl: string, timeoutMs = 10_000): Prom
     iceInterfaceAddresses: { udp4: "127.0.0.1" },
   });
   let packets = 0;
+  let firSequence = 0;
   let ssrc: number | undefined;
-  let lastKeyframeStart = -1;
+  let lastKeyframeTs: number | undefined;
   const keyframes: number[] = [];
-  const transceiver: RTCRtpTransceiver = pc.addTransceiver("video", { direction: "recvonly" });
+  const transceiver: RTCRtpTransceiver = pc.addTransceiver("video", {
+    direction: "recvonly",
+  });
   transceiver.onTrack.subscribe((track) => {
     track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
       packets++;
       ssrc = rtp.header.ssrc;
-      // One keyframe may start with a STAP-A then an FU-A start: count it once.
-      if (startsKeyframe(rtp.payload)) {
-        if (rtp.header.sequenceNumber !== ((lastKeyframeStart + 1) & 0xffff)) {
-          keyframes.push(performance.now());
-        }
-        lastKeyframeStart = rtp.header.sequenceNumber;
+      // A keyframe is a STAP-A then one or more IDR slices, all of one timestamp.
+      if (
+        startsKeyframe(rtp.payload) && rtp.header.timestamp !== lastKeyframeTs
+      ) {
+        lastKeyframeTs = rtp.header.timestamp;
+        keyframes.push(performance.now());
       }
     });
   });
@@ -99,14 +107,19 @@ export async function startWeriftViewer(wsUrl: string, timeoutMs = 10_000): Prom
     }
     signaling.send({ type: "offer", sdp: pc.localDescription!.sdp });
     signaling.send({ type: "candidate", candidate: null });
-    const answer = await signaling.next((m: Json) => m.type === "answer", left());
+    const answer = await signaling.next(
+      (m: Json) => m.type === "answer",
+      left(),
+    );
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     // Trickled server candidates, those already here and any still to come.
     let added = 0;
     const addCandidates = async () => {
       for (; added < signaling.messages.length; added++) {
         const m = signaling.messages[added];
-        if (m.type === "candidate" && m.candidate) await pc.addIceCandidate(m.candidate);
+        if (m.type === "candidate" && m.candidate) {
+          await pc.addIceCandidate(m.candidate);
+        }
       }
     };
     await addCandidates();
@@ -114,11 +127,16 @@ export async function startWeriftViewer(wsUrl: string, timeoutMs = 10_000): Prom
     const connected = new Promise<void>((resolve, reject) => {
       const check = (s: string) => {
         if (s === "connected") resolve();
-        if (s === "failed" || s === "closed") reject(new Error(`werift viewer: ${s}`));
+        if (s === "failed" || s === "closed") {
+          reject(new Error(`werift viewer: ${s}`));
+        }
       };
       pc.connectionStateChange.subscribe(check);
       check(pc.connectionState);
-      setTimeout(() => reject(new Error("werift viewer did not connect in time")), left());
+      setTimeout(
+        () => reject(new Error("werift viewer did not connect in time")),
+        left(),
+      );
     });
     await connected.finally(() => clearInterval(trickle));
   } catch (err) {
@@ -132,9 +150,23 @@ export async function startWeriftViewer(wsUrl: string, timeoutMs = 10_000): Prom
       return packets;
     },
     keyframes,
-    async requestKeyframe() {
+    async requestKeyframe(kind = "pli") {
       if (ssrc === undefined) throw new Error("no video received yet");
-      await transceiver.receiver.sendRtcpPLI(ssrc);
+      if (kind === "pli") return await transceiver.receiver.sendRtcpPLI(ssrc);
+      // werift exports no FIR type: write one. Media source SSRC 0, the target in the FCI.
+      const fir = new Uint8Array(20);
+      const view = new DataView(fir.buffer);
+      view.setUint8(0, 0x80 | 4); // V=2, FMT=4
+      view.setUint8(1, 206); // payload-specific feedback
+      view.setUint16(2, fir.length / 4 - 1);
+      view.setUint32(4, transceiver.receiver.rtcpSsrc >>> 0);
+      view.setUint32(8, 0);
+      view.setUint32(12, ssrc);
+      view.setUint8(16, ++firSequence & 0xff);
+      const packet = { serialize: () => Buffer.from(fir) };
+      await transceiver.receiver.dtlsTransport.sendRtcp([
+        packet as unknown as RtcpPacket,
+      ]);
     },
     async close() {
       signaling.close();
