@@ -8,7 +8,9 @@ import { iterateAvccNalUnits } from "../lib/codec/mod.ts";
 import { packetizeH264 } from "../lib/webrtc/h264_packetizer.ts";
 import type { VideoFrame } from "../lib/media.ts";
 
-const session = await Deno.readFile(new URL("../tests/fixtures/ffmpeg-publish-session.bin", import.meta.url));
+const session = await Deno.readFile(
+  new URL("../tests/fixtures/ffmpeg-publish-session.bin", import.meta.url),
+);
 const body = session.subarray(1 + 1536 + 1536);
 
 function parseAll(): { messages: number; frames: VideoFrame[] } {
@@ -18,9 +20,13 @@ function parseAll(): { messages: number; frames: VideoFrame[] } {
   const frames: VideoFrame[] = [];
   for (let m = reader.next(); m; m = reader.next()) {
     messages++;
-    if (m.type === 1) reader.setChunkSize(new DataView(m.payload.buffer, m.payload.byteOffset).getUint32(0));
+    if (m.type === 1) {
+      reader.setChunkSize(new DataView(m.payload.buffer, m.payload.byteOffset).getUint32(0));
+    }
     if (m.type === 9) {
-      for (const u of parseVideoTagBody(m.payload, m.timestamp)) if (u.kind === "video") frames.push(u);
+      for (const u of parseVideoTagBody(m.payload, m.timestamp)) {
+        if (u.kind === "video") frames.push(u);
+      }
     } else if (m.type === 8) parseAudioTagBody(m.payload, m.timestamp);
   }
   return { messages, frames };
@@ -63,13 +69,17 @@ function parseAll(): { messages: number; frames: VideoFrame[] } {
 const { messages, frames } = parseAll();
 const rounds = Deno.args.includes("--quick") ? 100 : 400;
 for (let i = 0; i < 30; i++) parseAll(); // warm-up
-for (let i = 0; i < 30; i++) for (const f of frames) packetizeH264([...iterateAvccNalUnits(f.data)]);
+for (let i = 0; i < 30; i++) {
+  for (const f of frames) packetizeH264([...iterateAvccNalUnits(f.data)]);
+}
 let t0 = performance.now();
 for (let i = 0; i < rounds; i++) parseAll();
 let ms = performance.now() - t0;
 const mbps = (body.length * rounds * 8) / (ms / 1000) / 1e6;
 console.log(
-  `recorded ffmpeg session, fresh reader each pass + FLV parse: ${(body.length * rounds / 1e6 / (ms / 1000)).toFixed(0)} MB/s ` +
+  `recorded ffmpeg session, fresh reader each pass + FLV parse: ${
+    (body.length * rounds / 1e6 / (ms / 1000)).toFixed(0)
+  } MB/s ` +
     `(${mbps.toFixed(0)} Mbit/s of RTMP per core; ${messages} messages a pass)`,
 );
 
