@@ -106,6 +106,7 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     connectTimeoutMs: 30_000,
     maxInFlight: 2000,
     minReplayIntervalMs: 1000,
+    reconnectGraceMs: config.reconnectGraceMs,
     audioStats: {
       corrupt: () => audioCorrupt.inc(),
       dropped: (n) => audioDropped.inc({}, n),

@@ -15,8 +15,6 @@
  * @module
  */
 
-// @ts-types="./wasm/aac_opus.d.mts"
-import createAacOpusModule from "./wasm/aac_opus.mjs";
 import type { AacOpusModule } from "./wasm/aac_opus.d.mts";
 import { CodecError } from "./errors.ts";
 
@@ -76,9 +74,19 @@ export interface PcmResult {
 
 let modulePromise: Promise<AacOpusModule> | undefined;
 
-/** Instantiates the WebAssembly module once; later calls share it. */
+/**
+ * Imports and instantiates the WebAssembly module once; later calls share it.
+ * The import is dynamic so that processes which never transcode audio never
+ * parse the 1.6 MB module; its specifier is a literal, so `deno compile`
+ * still embeds it.
+ */
 export function loadAacOpusModule(): Promise<AacOpusModule> {
-  modulePromise ??= createAacOpusModule().catch((error: unknown) => {
+  modulePromise ??= (async () => {
+    const { default: createAacOpusModule } = (await import(
+      "./wasm/aac_opus.mjs"
+    )) as typeof import("./wasm/aac_opus.d.mts");
+    return await createAacOpusModule();
+  })().catch((error: unknown) => {
     modulePromise = undefined;
     throw error;
   });

@@ -59,7 +59,7 @@ export interface RoomSubscriber {
   /** A unit from the publisher, in order. Must not throw; must not block. */
   unit(unit: MediaUnit): void;
   /** The room went live (a publisher started) or ended (it stopped). */
-  state(state: "live" | "ended", room: Room): void;
+  state(state: "live" | "ended", room: Room, reason?: StopReason): void;
 }
 
 /** Start/stop notifications for webhooks and metrics. */
@@ -335,7 +335,7 @@ export class Room {
     if (wasStarted) {
       this.#emit({ type: "stream.stopped", room: this.name, at: new Date(), stream: info, reason });
     }
-    for (const s of this.#subscribers) s.state("ended", this);
+    for (const s of this.#subscribers) s.state("ended", this, reason);
   }
 
   #warnOnce(key: string, message: string, props: Record<string, unknown> = {}): void {

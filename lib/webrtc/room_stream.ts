@@ -6,7 +6,7 @@
  * @module
  */
 import type { MediaUnit, VideoFrame } from "../media.ts";
-import type { Room, RoomSubscriber } from "../room/mod.ts";
+import type { Room, RoomSubscriber, StopReason } from "../room/mod.ts";
 import { iterateAvccNalUnits } from "../codec/mod.ts";
 import { packetizeH264 } from "./h264_packetizer.ts";
 import type { SharedRtp } from "./transport.ts";
@@ -18,8 +18,11 @@ export interface StreamViewer {
   /** One access unit's packets, room timeline. */
   video(packets: readonly SharedRtp[], keyframe: boolean): void;
   audio(packet: SharedRtp): void;
-  /** The room went live or ended. */
-  roomState(state: "live" | "ended"): void;
+  /**
+   * The room went live, lost its publisher (`waiting`: it may come back within the
+   * reconnect grace period) or ended.
+   */
+  roomState(state: "live" | "waiting" | "ended"): void;
 }
 
 /** Counters the audio path reports into (metrics). */
@@ -71,9 +74,18 @@ export class RoomStream implements RoomSubscriber {
   #corruptFrames = 0;
   #lastCorruptWarning = -Infinity;
   readonly #audioStats: AudioStats;
+  readonly #graceMs: number;
+  #graceTimer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(room: Room, log: Logger, maxGopBytes: number, audioStats: AudioStats = noAudioStats) {
+  constructor(
+    room: Room,
+    log: Logger,
+    maxGopBytes: number,
+    audioStats: AudioStats = noAudioStats,
+    reconnectGraceMs = 15_000,
+  ) {
     this.room = room;
+    this.#graceMs = reconnectGraceMs;
     this.#log = log;
     this.#maxGopBytes = maxGopBytes;
     this.#audioStats = audioStats;
@@ -85,6 +97,7 @@ export class RoomStream implements RoomSubscriber {
 
   /** Stops the audio worker; the stream is going away. */
   dispose(): void {
+    clearTimeout(this.#graceTimer);
     this.#audio?.close();
     this.#audio = undefined;
   }
@@ -159,16 +172,30 @@ export class RoomStream implements RoomSubscriber {
     this.#viewers.delete(viewer);
   }
 
-  state(state: "live" | "ended"): void {
+  state(state: "live" | "ended", _room?: Room, reason?: StopReason): void {
+    clearTimeout(this.#graceTimer);
+    if (state === "ended" && reason !== "unpublished" && reason !== "shutdown") {
+      // The publisher dropped: viewers keep their peers and wait for it to come back.
+      this.#graceTimer = setTimeout(() => {
+        for (const v of this.#viewers) v.roomState("ended");
+      }, this.#graceMs);
+      for (const v of this.#viewers) v.roomState("waiting");
+      this.#resetGop();
+      return;
+    }
     if (state === "live") {
       // A new publish: its clock starts anew; rebase on its first frame.
       this.#tsBase = undefined;
       this.#audioRebase = true;
     }
+    this.#resetGop();
+    for (const v of this.#viewers) v.roomState(state);
+  }
+
+  #resetGop(): void {
     this.#gop = [];
     this.#gopBytes = 0;
     this.#gopValid = false;
-    for (const v of this.#viewers) v.roomState(state);
   }
 
   unit(unit: MediaUnit): void {

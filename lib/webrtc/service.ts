@@ -34,6 +34,8 @@ export interface WebRtcOptions extends ViewerLimits {
   readonly maxGopBytes: number;
   /** How long a peer may take from offer to connected. */
   readonly connectTimeoutMs: number;
+  /** How long viewers wait (state `waiting`) for a dropped publisher before `ended`. */
+  readonly reconnectGraceMs?: number;
   /** Where the audio path reports (metrics). */
   readonly audioStats?: AudioStats;
 }
@@ -165,7 +167,13 @@ export class WebRtcService {
     }
     let stream = this.#streams.get(roomName);
     if (!stream) {
-      stream = new RoomStream(room, this.#log, this.#options.maxGopBytes, this.#options.audioStats);
+      stream = new RoomStream(
+        room,
+        this.#log,
+        this.#options.maxGopBytes,
+        this.#options.audioStats,
+        this.#options.reconnectGraceMs,
+      );
       room.subscribe(stream);
       this.#streams.set(roomName, stream);
     }

@@ -37,7 +37,7 @@ export class Viewer implements StreamViewer {
   readonly #transport: ViewerTransport;
   readonly #stream: RoomStream;
   readonly #limits: ViewerLimits;
-  readonly #onRoomState: (state: "live" | "ended") => void;
+  readonly #onRoomState: (state: "live" | "waiting" | "ended") => void;
   readonly #totals: ViewerTotals;
   /** Added to a shared sequence number to get this viewer's. */
   #seqOffset = 0;
@@ -60,7 +60,7 @@ export class Viewer implements StreamViewer {
     transport: ViewerTransport,
     stream: RoomStream,
     limits: ViewerLimits,
-    onRoomState: (state: "live" | "ended") => void,
+    onRoomState: (state: "live" | "waiting" | "ended") => void,
     totals: ViewerTotals = { packets: 0, bytes: 0, framesDropped: 0 },
   ) {
     this.#totals = totals;
@@ -83,7 +83,7 @@ export class Viewer implements StreamViewer {
     this.#replay();
   }
 
-  roomState(state: "live" | "ended"): void {
+  roomState(state: "live" | "waiting" | "ended"): void {
     this.#onRoomState(state);
   }
 

@@ -202,3 +202,22 @@ Deno.test("room stream: a publisher reconnect keeps sequence numbers and moves t
   });
   assertContiguous(t.sent);
 });
+
+Deno.test("room stream: a dropped publisher makes viewers wait, ended after the grace period", async () => {
+  const { room, pub, rooms } = setup();
+  const stream = new RoomStream(room, log, 1 << 20, undefined, 50);
+  room.subscribe(stream);
+  const states: string[] = [];
+  stream.add({ video() {}, audio() {}, roomState: (s) => states.push(s) });
+  room.join();
+  pub.end("disconnected");
+  assert.deepEqual(states, ["waiting"]);
+  await new Promise((r) => setTimeout(r, 120));
+  assert.deepEqual(states, ["waiting", "ended"]);
+  const again = rooms.publish({ room: "r", key: null, remoteAddress: "test" });
+  assert.ok(again.ok);
+  assert.deepEqual(states, ["waiting", "ended", "live"]);
+  again.publication.end("unpublished");
+  assert.deepEqual(states, ["waiting", "ended", "live", "ended"], "a deliberate stop ends at once");
+  stream.dispose();
+});
