@@ -13,7 +13,13 @@ let failed = 0;
 for (const name of benches) {
   console.log(`\n=== ${name}${quick ? " (quick)" : ""}`);
   const status = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", new URL(name, here).pathname, ...(quick ? ["--quick"] : [])],
+    args: [
+      "run",
+      "--allow-all",
+      "--no-lock",
+      new URL(name, here).pathname,
+      ...(quick ? ["--quick"] : []),
+    ],
     stdout: "inherit",
     stderr: "inherit",
   }).spawn().status;

@@ -177,6 +177,11 @@ export class Room {
     return this.#audioConfig;
   }
 
+  /** Parsed AudioSpecificConfig of the current audio config, if any. */
+  get audioInfo(): AudioSpecificConfig | undefined {
+    return this.#asc;
+  }
+
   /** Parsed SPS of the current video config, if any. */
   get sps(): SpsInfo | undefined {
     return this.#sps;

@@ -43,6 +43,7 @@ export interface PacketizedFrame {
 
 const VIDEO_CLOCK = 90;
 const AUDIO_CLOCK = 48;
+const OPUS_SAMPLE_RATE = 48000;
 /** Samples of one 20 ms Opus packet at 48 kHz. */
 const OPUS_FRAME = 960;
 /** The gap a reconnect leaves in the video timeline: one frame at 30 fps. */
@@ -117,7 +118,16 @@ export class RoomStream implements RoomSubscriber {
           );
         }
       },
-      dropped: (n) => this.#audioStats.dropped(n),
+      dropped: (n) => {
+        this.#audioStats.dropped(n);
+        // Keep the audio clock on the RTMP clock: the dropped frames' time passes anyway.
+        const asc = this.room.audioInfo;
+        // 1024 samples at the core rate per frame (HE-AAC: 2048 at the doubled rate).
+        const rate = asc?.sampleRate ?? OPUS_SAMPLE_RATE;
+        if (this.#audioTs !== undefined) {
+          this.#audioTs = (this.#audioTs + Math.round(n * 1024 * OPUS_SAMPLE_RATE / rate)) >>> 0;
+        }
+      },
       timing: (micros) => this.#audioStats.transcoded(micros),
       error: (message) =>
         this.#log.warn("room {room}: audio cannot be transcoded: {message}", {

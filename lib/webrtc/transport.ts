@@ -18,7 +18,7 @@ import {
 } from "werift";
 import { Buffer } from "node:buffer";
 import type { IceServer } from "../config.ts";
-import { applyWeriftFixes } from "./werift_fixes.ts";
+import { applyWeriftFixes, fixSenderReportClock } from "./werift_fixes.ts";
 
 applyWeriftFixes();
 
@@ -194,10 +194,12 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
         t.setDirection("sendonly");
         if (t.kind === "video" && !videoSender) {
           videoSender = t.sender;
+          fixSenderReportClock(t.sender);
           const track = new MediaStreamTrack({ kind: "video" });
           await t.sender.replaceTrack(track);
         } else if (t.kind === "audio" && !audioSender) {
           audioSender = t.sender;
+          fixSenderReportClock(t.sender);
           await t.sender.replaceTrack(new MediaStreamTrack({ kind: "audio" }));
         }
       }

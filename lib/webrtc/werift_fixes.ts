@@ -41,3 +41,30 @@ export function applyWeriftFixes(): void {
     return connect.apply(this, args);
   };
 }
+
+/** NTP time now (seconds since 1900 in the high 32 bits, a true fraction of 2^32 below). */
+function ntpNow(): bigint {
+  const ms = performance.timeOrigin + performance.now() - Date.UTC(1900, 0, 1);
+  const seconds = Math.floor(ms / 1000);
+  const fraction = Math.floor(((ms - seconds * 1000) / 1000) * 2 ** 32);
+  return (BigInt(seconds) << 32n) | BigInt(fraction);
+}
+
+/**
+ * werift 0.25.2 writes the NTP fraction of its RTCP sender reports from the decimal
+ * digits of the seconds (x.231611 s becomes 231611 / 2^32 ≈ 0), so every report is off
+ * by up to a second at random and audio and video reports describe no shared clock:
+ * lip sync through them was measured off by up to ±500 ms. The sender stores the send
+ * time of its last packet in `ntpTimestamp`; this makes that store the true time.
+ */
+export function fixSenderReportClock(sender: object): void {
+  let value = ntpNow();
+  Object.defineProperty(sender, "ntpTimestamp", {
+    configurable: true,
+    enumerable: true,
+    get: () => value,
+    set: () => {
+      value = ntpNow();
+    },
+  });
+}

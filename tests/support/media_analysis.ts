@@ -324,3 +324,25 @@ export async function decodeMeanLuma(units: readonly AccessUnit[]): Promise<numb
 export function rtpToNtp(sr: SenderReport, timestamp: number, clockRate: number): number {
   return sr.ntpSeconds + tsDiff(timestamp, sr.rtpTimestamp) / clockRate;
 }
+
+/**
+ * A receiver's RTP → NTP mapping of one stream from several sender reports, at the
+ * nominal clock rate: the median of the reports' offsets, so that one report
+ * stamped late (a sender whose event loop stalled) does not move it, much as a
+ * receiver's estimator smooths reports (Chromium fits its last 20). Returns the
+ * NTP seconds of an RTP timestamp.
+ *
+ * @throws {Error} Without a report.
+ */
+export function fitRtpToNtp(
+  reports: readonly SenderReport[],
+  clockRate: number,
+): (timestamp: number) => number {
+  if (reports.length === 0) throw new Error("expected sender reports, got none");
+  const ref = reports[reports.length - 1].rtpTimestamp;
+  const offsets = reports.map((r) => r.ntpSeconds - tsDiff(r.rtpTimestamp, ref) / clockRate)
+    .sort((a, b) => a - b);
+  const mid = offsets.length >> 1;
+  const median = offsets.length % 2 ? offsets[mid] : (offsets[mid - 1] + offsets[mid]) / 2;
+  return (timestamp) => median + tsDiff(timestamp, ref) / clockRate;
+}

@@ -71,7 +71,9 @@ export function ntpToSeconds(ntp: bigint): number {
 type IceInternals = {
   iceTransports?: {
     connection?: {
-      protocols?: { transport?: { socket?: { address(): { port: number } } } }[];
+      protocols?: {
+        transport?: { socket?: { address(): { port: number } } };
+      }[];
     };
   }[];
 };
@@ -96,7 +98,9 @@ function boundPorts(pc: RTCPeerConnection): number[] {
  * Deno's node:dgram reads slowly and ignores setRecvBufferSize, so a test process on
  * a loaded machine can lose packets the server did send.
  */
-export async function udpDrops(ports: readonly number[]): Promise<number | undefined> {
+export async function udpDrops(
+  ports: readonly number[],
+): Promise<number | undefined> {
   let text: string;
   try {
     text = await Deno.readTextFile("/proc/net/udp");
@@ -195,30 +199,41 @@ export async function startWeriftRecorder(
     }
     signaling.send({ type: "offer", sdp: pc.localDescription!.sdp });
     signaling.send({ type: "candidate", candidate: null });
-    const answer = await signaling.next((m: Json) => m.type === "answer", left());
+    const answer = await signaling.next(
+      (m: Json) => m.type === "answer",
+      left(),
+    );
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     // Every RTCP packet of the bundle, before werift routes it by SSRC: a sender
     // report reaches us whichever receiver werift would hand it to.
-    videoTransceiver.receiver.dtlsTransport.onRtcp.subscribe((p: RtcpPacket) => {
-      if (p.type !== 200) return;
-      const sr = p as unknown as {
-        ssrc: number;
-        senderInfo: { ntpTimestamp: bigint; rtpTimestamp: number; packetCount: number };
-      };
-      senderReports.push({
-        ssrc: sr.ssrc >>> 0,
-        ntp: sr.senderInfo.ntpTimestamp,
-        ntpSeconds: ntpToSeconds(sr.senderInfo.ntpTimestamp),
-        rtpTimestamp: sr.senderInfo.rtpTimestamp >>> 0,
-        packetCount: sr.senderInfo.packetCount,
-        arrival: performance.now(),
-      });
-    });
+    videoTransceiver.receiver.dtlsTransport.onRtcp.subscribe(
+      (p: RtcpPacket) => {
+        if (p.type !== 200) return;
+        const sr = p as unknown as {
+          ssrc: number;
+          senderInfo: {
+            ntpTimestamp: bigint;
+            rtpTimestamp: number;
+            packetCount: number;
+          };
+        };
+        senderReports.push({
+          ssrc: sr.ssrc >>> 0,
+          ntp: sr.senderInfo.ntpTimestamp,
+          ntpSeconds: ntpToSeconds(sr.senderInfo.ntpTimestamp),
+          rtpTimestamp: sr.senderInfo.rtpTimestamp >>> 0,
+          packetCount: sr.senderInfo.packetCount,
+          arrival: performance.now(),
+        });
+      },
+    );
     let added = 0;
     const addCandidates = async () => {
       for (; added < signaling.messages.length; added++) {
         const m = signaling.messages[added];
-        if (m.type === "candidate" && m.candidate) await pc.addIceCandidate(m.candidate);
+        if (m.type === "candidate" && m.candidate) {
+          await pc.addIceCandidate(m.candidate);
+        }
       }
     };
     await addCandidates();
@@ -227,14 +242,25 @@ export async function startWeriftRecorder(
     const connected = new Promise<void>((resolve, reject) => {
       const check = (s: string) => {
         if (s === "connected") resolve();
-        if (s === "failed" || s === "closed") reject(new Error(`werift recorder: ${s}`));
+        if (s === "failed" || s === "closed") {
+          reject(new Error(`werift recorder: ${s}`));
+        }
       };
       pc.connectionStateChange.subscribe(check);
       check(pc.connectionState);
-      timer = setTimeout(
-        () => reject(new Error("werift recorder did not connect in time")),
-        left(),
-      );
+      timer = setTimeout(() => {
+        const dtls = videoTransceiver.receiver.dtlsTransport as unknown as {
+          state?: string;
+        };
+        const candidates = signaling.messages.filter((m: Json) => m.type === "candidate");
+        reject(
+          new Error(
+            `werift recorder did not connect in time: ICE ${pc.iceConnectionState}, ` +
+              `DTLS ${dtls?.state}, peer ${pc.connectionState}; ` +
+              `${candidates.length} candidate messages from the server`,
+          ),
+        );
+      }, left());
     });
     await connected.finally(() => {
       clearInterval(trickle);

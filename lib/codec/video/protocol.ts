@@ -45,6 +45,8 @@ export type FromWorker =
     cpuMs?: number;
     /** Set when the input was refused (malformed). */
     error?: string;
+    /** Set when the encoder failed on a picture of this input (the shim's message). */
+    encodeError?: string;
     stats: NativeStats;
   }
   | { type: "flushed"; id: number }

@@ -97,6 +97,8 @@ export interface VideoTranscoderStats {
    * at most every 250 ms and on flush: this transcoder's whole cost, for metrics.
    */
   cpuMs?: number;
+  /** The last refusal or encoder failure, as the shim worded it. */
+  lastError?: string;
   /** The shim's own counters (decode/encode errors, sizes …), as of the last reply. */
   native?: NativeStats;
 }
@@ -384,7 +386,11 @@ export class VideoTranscoder {
         stats.busyMs = message.busyMs;
         if (message.cpuMs !== undefined) stats.cpuMs = message.cpuMs;
         stats.native = message.stats;
-        if (message.error !== undefined) stats.malformed++;
+        if (message.error !== undefined) {
+          stats.malformed++;
+          stats.lastError = message.error;
+        }
+        if (message.encodeError !== undefined) stats.lastError = message.encodeError;
         for (const out of message.outputs) this.#deliver(out);
         break;
       }

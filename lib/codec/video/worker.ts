@@ -76,12 +76,17 @@ function encodeFrame(data: Uint8Array, pts: number, dts: number, lengthSize: 1 |
   // Read the flag just before pushing: a request made while frames queued up
   // lands on the next picture encoded, not after the backlog.
   if (keyframeFlag && Atomics.exchange(keyframeFlag, 0, 0) !== 0) transcoder.forceIdr();
+  const encodeErrors = transcoder.stats().encodeErrors;
   try {
     transcoder.push(data, pts, dts, lengthSize);
   } catch (e) {
     error = errorMessage(e);
   }
-  post(1, start, error);
+  // The shim counts encoder failures without failing the push: say what went wrong once.
+  const encodeError = transcoder.stats().encodeErrors > encodeErrors
+    ? transcoder.lastError()
+    : undefined;
+  post(1, start, error, encodeError);
 }
 
 function configure(avcC: Uint8Array): void {
@@ -102,7 +107,7 @@ function flush(): void {
 }
 
 /** Drains the native output queue into one message, transferring every buffer. */
-function post(consumed: number, start: number, error?: string): void {
+function post(consumed: number, start: number, error?: string, encodeError?: string): void {
   const native = transcoder!;
   const outputs: WorkerOutput[] = [];
   for (let out = native.pop(); out; out = native.pop()) outputs.push(out);
@@ -113,7 +118,7 @@ function post(consumed: number, start: number, error?: string): void {
     cpuMs = threadCpuMs();
   }
   scope.postMessage(
-    { type: "output", consumed, outputs, busyMs, cpuMs, error, stats: native.stats() },
+    { type: "output", consumed, outputs, busyMs, cpuMs, error, encodeError, stats: native.stats() },
     outputs.map((out) => out.data.buffer as ArrayBuffer),
   );
 }

@@ -14,7 +14,7 @@ export interface AacOpusModule {
   ): number;
   /** Samples per channel queued after decoding one access unit, or a negative error code. */
   _aot_decode(transcoder: number, aac: number, length: number): number;
-  /** Length of one 20 ms Opus packet written to out, 0 when < 960 samples wait, < 0 on error. */
+  /** Length of one 20 ms Opus packet written to out; 0 when fewer than 960 samples wait. */
   _aot_encode(transcoder: number, out: number, capacity: number): number;
   /** Moves up to max samples per channel of queued PCM (interleaved float) to out. */
   _aot_read_pcm(transcoder: number, out: number, max: number): number;
