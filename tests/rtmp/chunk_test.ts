@@ -204,11 +204,12 @@ Deno.test("chunk: type 3 continuation chunks at the default chunk size of 128", 
 });
 
 Deno.test("chunk: zero-length messages complete with their header", () => {
+  // A type 3 after a type 0 repeats the type 0 timestamp as its delta (RTMP 1.0 §5.3.1.2.4).
   const input = concat(fmt0(3, 7, 0, 20, 0), fmt3(3), fmt1(3, 2, 0, 18));
   assertReads(input, [
     msg(3, 20, 0, 7, new Uint8Array(0)),
-    msg(3, 20, 0, 7, new Uint8Array(0)),
-    msg(3, 18, 0, 9, new Uint8Array(0)),
+    msg(3, 20, 0, 14, new Uint8Array(0)),
+    msg(3, 18, 0, 16, new Uint8Array(0)),
   ]);
 });
 
@@ -446,7 +447,8 @@ Deno.test("chunk: Abort drops a partial message; the chunk stream goes on", () =
   const next = bytes(3, 2);
   reader.push(concat(fmt0(6, 80, 3, 9, 1), next));
   deepStrictEqual(drain(reader), [msg(6, 9, 1, 80, next)]);
-  // A type 3 header after an abort starts a fresh message from the stored header.
+  // A type 3 header after an abort starts a fresh message from the stored header, its
+  // delta being the type 0 timestamp (80): the aborted one at 160, this one at 240.
   reader.setChunkSize(1);
   reader.push(concat(fmt3(6), [0xee]));
   deepStrictEqual(drain(reader), [], "one byte of three");
@@ -454,7 +456,7 @@ Deno.test("chunk: Abort drops a partial message; the chunk stream goes on", () =
   const again = bytes(3, 3);
   reader.push(concat(fmt3(6), again.subarray(0, 1), fmt3(6), again.subarray(1, 2)));
   reader.push(concat(fmt3(6), again.subarray(2)));
-  deepStrictEqual(drain(reader), [msg(6, 9, 1, 80, again)]);
+  deepStrictEqual(drain(reader), [msg(6, 9, 1, 240, again)]);
 });
 
 Deno.test("chunk: a new header in the middle of a message replaces the partial message", () => {
