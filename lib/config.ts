@@ -39,6 +39,12 @@ export interface Config {
   readonly maxRooms: number;
   readonly maxViewersPerRoom: number;
   /** How long a room keeps its viewers after its publisher drops, waiting for a reconnect. */
+  /** `auto` (rooms with B-frames), `always` or `never`. */
+  readonly videoTranscode: "auto" | "always" | "never";
+  /** Most rooms transcoded at once. */
+  readonly maxTranscodes: number;
+  /** Scale transcoded video taller than this down; 0 = never. */
+  readonly transcodeMaxHeight: number;
   readonly reconnectGraceMs: number;
   /** Webhook receiver URLs subscribed to every room and event (`--webhook`). */
   readonly webhooks: readonly string[];
@@ -175,6 +181,28 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: "count",
     default: "500",
     help: "viewers per room",
+  },
+  {
+    flag: "video-transcode",
+    key: "videoTranscode",
+    kind: "string",
+    default: "auto",
+    choices: ["auto", "always", "never"],
+    help: "transcode video for browsers: auto (rooms with B-frames), always, never",
+  },
+  {
+    flag: "max-transcodes",
+    key: "maxTranscodes",
+    kind: "count",
+    default: "2",
+    help: "rooms transcoded at once (beyond: passthrough with a warning)",
+  },
+  {
+    flag: "transcode-max-height",
+    key: "transcodeMaxHeight",
+    kind: "port",
+    default: "0",
+    help: "scale transcoded video taller than this down (0: never)",
   },
   {
     flag: "reconnect-grace",

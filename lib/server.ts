@@ -8,7 +8,7 @@ import { logger } from "./log.ts";
 import { PublishKeys, RoomRegistry } from "./room/mod.ts";
 import { startRtmpServer } from "./rtmp/mod.ts";
 import { createApp } from "./http/mod.ts";
-import { WebRtcService } from "./webrtc/mod.ts";
+import { TranscodePolicy, WebRtcService } from "./webrtc/mod.ts";
 import { openWebhooks } from "./webhooks/mod.ts";
 import { Counter, Gauge, Histogram, MetricsRegistry, startEventLoopLag } from "./metrics.ts";
 
@@ -93,6 +93,12 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     },
   });
 
+  const transcodePolicy = new TranscodePolicy(
+    config.videoTranscode,
+    config.maxTranscodes,
+    config.transcodeMaxHeight,
+    logger("transcode"),
+  );
   const maxGopBytes = Math.min(64 * 1024 * 1024, 4 * config.maxMessageSize);
   const webrtc = new WebRtcService(rooms, {
     ice: {
@@ -107,6 +113,7 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     maxInFlight: 2000,
     minReplayIntervalMs: 1000,
     reconnectGraceMs: config.reconnectGraceMs,
+    transcode: transcodePolicy,
     audioStats: {
       corrupt: () => audioCorrupt.inc(),
       dropped: (n) => audioDropped.inc({}, n),
@@ -121,6 +128,11 @@ export async function startServer(config: Config): Promise<SluiceServer> {
         if (room) yield [{ room: snap.name }, Number(f(room))];
       }
     };
+  metrics.add(
+    new Gauge("sluice_video_transcodes", "Rooms whose video is transcoded now", function* () {
+      yield [{}, transcodePolicy.active];
+    }),
+  );
   metrics.add(
     new Gauge("sluice_rooms_live", "Rooms with a publisher", function* () {
       yield [{}, rooms.liveCount];

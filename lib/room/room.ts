@@ -43,6 +43,8 @@ export interface StreamInfo {
   };
   readonly bFrames: boolean;
   readonly encoder?: string;
+  /** Whether the video is transcoded for browsers, and why (not); absent until decided. */
+  readonly transcode?: { readonly active: boolean; readonly reason: string };
   readonly frames: { readonly video: number; readonly audio: number; readonly keyframes: number };
 }
 
@@ -137,6 +139,7 @@ export class Room {
   #metadata: Record<string, unknown> = {};
   #bFrames = false;
   #bytesIn = 0;
+  #transcode: { active: boolean; reason: string } | undefined;
   #videoFrames = 0;
   #audioFrames = 0;
   #keyframes = 0;
@@ -190,6 +193,11 @@ export class Room {
   /** Parsed avcC of the current video config, if any. */
   get avc(): AvcDecoderConfig | undefined {
     return this.#avc;
+  }
+
+  /** Records whether the video is transcoded now (the WebRTC stage decides). */
+  setTranscode(state: { active: boolean; reason: string } | undefined): void {
+    this.#transcode = state;
   }
 
   /** Media bytes received since the room was created (all publishes). */
@@ -262,6 +270,7 @@ export class Room {
       video,
       audio,
       bFrames: this.#bFrames,
+      transcode: this.#transcode,
       encoder: this.#encoder ??
         (typeof meta.encoder === "string" ? meta.encoder : undefined),
       frames: { video: this.#videoFrames, audio: this.#audioFrames, keyframes: this.#keyframes },
@@ -310,6 +319,7 @@ export class Room {
     this.#audioHint = {};
     this.#metadata = {};
     this.#bFrames = false;
+    this.#transcode = undefined;
     this.#videoFrames = this.#audioFrames = this.#keyframes = 0;
     this.#videoRate = new RateMeter();
     this.#audioRate = new RateMeter();
@@ -437,8 +447,8 @@ export class Room {
     this.#bFrames = true;
     this.#warnOnce(
       "bframes",
-      "room {room}: the stream has B-frames ({why}); browsers cannot play them over WebRTC. " +
-        "In OBS: Settings → Output → Output Mode Advanced → Streaming → x264 Options: bframes=0 " +
+      "room {room}: the stream has B-frames ({why}); browsers cannot play them over WebRTC as " +
+        "sent, so watched rooms are transcoded (--video-transcode). To save that cost, in OBS: Settings → Output → Output Mode Advanced → Streaming → x264 Options: bframes=0 " +
         "(or Profile: baseline), Keyframe Interval 2 s",
       { why },
     );

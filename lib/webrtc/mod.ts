@@ -14,3 +14,5 @@ export { filterSdpCandidates } from "./transport.ts";
 export type { IceOptions, RTCIceCandidateLike, SharedRtp, ViewerTransport } from "./transport.ts";
 export { RoomStream } from "./room_stream.ts";
 export { Viewer } from "./viewer.ts";
+export { RoomTranscode, TranscodePolicy } from "./video_transcode.ts";
+export type { TranscodeMode, TranscodeState } from "./video_transcode.ts";

@@ -12,6 +12,7 @@ import { packetizeH264 } from "./h264_packetizer.ts";
 import type { SharedRtp } from "./transport.ts";
 import type { Logger } from "../log.ts";
 import { AudioPipeline } from "../codec/audio_pipeline.ts";
+import { RoomTranscode, type TranscodePolicy } from "./video_transcode.ts";
 
 /** A viewer as the room stream sees it. */
 export interface StreamViewer {
@@ -76,6 +77,10 @@ export class RoomStream implements RoomSubscriber {
   #lastCorruptWarning = -Infinity;
   readonly #audioStats: AudioStats;
   readonly #graceMs: number;
+  readonly #policy: TranscodePolicy | undefined;
+  #transcode: RoomTranscode | undefined;
+  /** When the policy last said no (it is asked again after a while, not every frame). */
+  #declinedAt = -Infinity;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
@@ -84,21 +89,27 @@ export class RoomStream implements RoomSubscriber {
     maxGopBytes: number,
     audioStats: AudioStats = noAudioStats,
     reconnectGraceMs = 15_000,
+    transcodePolicy?: TranscodePolicy,
   ) {
     this.room = room;
     this.#graceMs = reconnectGraceMs;
+    this.#policy = transcodePolicy;
     this.#log = log;
     this.#maxGopBytes = maxGopBytes;
     this.#audioStats = audioStats;
     // Joining a room mid-GOP: packetize the video the room cached since its last keyframe
     // (its audio is in the past: the audio clock starts with the next frame).
-    for (const unit of room.gop()) if (unit.kind === "video") this.unit(unit);
+    // (A room that needs transcoding feeds that GOP to its transcoder instead.)
+    if (!this.#maybeTranscode()) {
+      for (const unit of room.gop()) if (unit.kind === "video") this.unit(unit);
+    }
     if (room.audioConfig) this.#configureAudio(room.audioConfig.record);
   }
 
   /** Stops the audio worker; the stream is going away. */
   dispose(): void {
     clearTimeout(this.#graceTimer);
+    this.#stopTranscode();
     this.#audio?.close();
     this.#audio = undefined;
   }
@@ -184,6 +195,9 @@ export class RoomStream implements RoomSubscriber {
 
   state(state: "live" | "ended", _room?: Room, reason?: StopReason): void {
     clearTimeout(this.#graceTimer);
+    // A new publish decides anew whether it needs transcoding.
+    this.#stopTranscode();
+    this.#declinedAt = -Infinity;
     if (state === "ended" && reason !== "unpublished" && reason !== "shutdown") {
       // The publisher dropped: viewers keep their peers and wait for it to come back.
       this.#graceTimer = setTimeout(() => {
@@ -225,11 +239,57 @@ export class RoomStream implements RoomSubscriber {
       this.#audio?.push(unit.data);
       return;
     }
+    if (unit.kind === "video-config" && this.#transcode) {
+      this.#transcode.setConfig(unit.record);
+      return;
+    }
     if (unit.kind !== "video" || unit.codec !== "h264") return;
-    const frame = this.#packetize(unit);
-    if (!frame) return;
-    this.#remember(frame);
-    for (const v of this.#viewers) v.video(frame.packets, frame.keyframe);
+    if (this.#transcode?.closed) this.#stopTranscode();
+    if (this.#transcode || this.#maybeTranscode()) {
+      this.#transcode!.push(unit);
+      return;
+    }
+    this.#forward(unit, this.room.avc?.nalLengthSize ?? 4, true);
+  }
+
+  /** A viewer needs a picture now (joined, PLI/FIR): transcoded rooms make an IDR. */
+  keyframeWanted(): void {
+    this.#transcode?.requestKeyframe();
+  }
+
+  /** Starts transcoding when the policy says this room needs it; true when running. */
+  #maybeTranscode(): boolean {
+    const policy = this.#policy;
+    if (!policy || !this.room.live || !this.room.videoConfig) return false;
+    if (this.#transcode) return true;
+    if (policy.mode === "auto" && !this.room.bFrames) return false;
+    if (performance.now() - this.#declinedAt < 10_000) return false;
+    const decision = policy.decide(this.room);
+    this.room.setTranscode({ active: decision.transcode, reason: decision.reason });
+    if (!decision.transcode) {
+      this.#declinedAt = performance.now();
+      return false;
+    }
+    this.#resetGop();
+    this.#transcode = RoomTranscode.start(this.room, policy, this.#log, (frame) => {
+      this.#forward(frame, 4, false);
+    });
+    return true;
+  }
+
+  #stopTranscode(): void {
+    if (!this.#transcode) return;
+    this.#transcode.close();
+    this.#transcode = undefined;
+    this.room.setTranscode(undefined);
+  }
+
+  /** Packetizes one access unit once and hands it to every viewer. */
+  #forward(frame: VideoFrame, lengthSize: 1 | 2 | 4, withAvcC: boolean): void {
+    const packetized = this.#packetize(frame, lengthSize, withAvcC);
+    if (!packetized) return;
+    this.#remember(packetized);
+    for (const v of this.#viewers) v.video(packetized.packets, packetized.keyframe);
   }
 
   #timestamp(frame: VideoFrame): number {
@@ -241,11 +301,16 @@ export class RoomStream implements RoomSubscriber {
     return (pts + this.#tsBase) >>> 0;
   }
 
-  #packetize(frame: VideoFrame): PacketizedFrame | undefined {
-    const avc = this.room.avc;
+  #packetize(
+    frame: VideoFrame,
+    lengthSize: 1 | 2 | 4,
+    withAvcC: boolean,
+  ): PacketizedFrame | undefined {
+    // Transcoded keyframes carry their SPS/PPS in band; source ones get the avcC's.
+    const avc = withAvcC ? this.room.avc : undefined;
     let nals: Uint8Array[];
     try {
-      nals = [...iterateAvccNalUnits(frame.data, avc?.nalLengthSize ?? 4)];
+      nals = [...iterateAvccNalUnits(frame.data, lengthSize)];
     } catch (err) {
       this.#log.debug("room {room}: dropping a malformed video frame: {error}", {
         room: this.room.name,

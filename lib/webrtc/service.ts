@@ -16,6 +16,7 @@ import {
 } from "./transport.ts";
 import { Viewer, type ViewerLimits, type ViewerTotals } from "./viewer.ts";
 import type { AudioStats } from "./room_stream.ts";
+import type { TranscodePolicy } from "./video_transcode.ts";
 
 /** Room state as viewers are told it. */
 export type ViewerRoomState = "waiting" | "live" | "ended";
@@ -36,6 +37,8 @@ export interface WebRtcOptions extends ViewerLimits {
   readonly connectTimeoutMs: number;
   /** How long viewers wait (state `waiting`) for a dropped publisher before `ended`. */
   readonly reconnectGraceMs?: number;
+  /** When and how rooms' video is transcoded; absent: never. */
+  readonly transcode?: TranscodePolicy;
   /** Where the audio path reports (metrics). */
   readonly audioStats?: AudioStats;
 }
@@ -173,6 +176,7 @@ export class WebRtcService {
         this.#options.maxGopBytes,
         this.#options.audioStats,
         this.#options.reconnectGraceMs,
+        this.#options.transcode,
       );
       room.subscribe(stream);
       this.#streams.set(roomName, stream);

@@ -72,12 +72,14 @@ export class Viewer implements StreamViewer {
 
   /** The transport connected: start on a picture now. */
   connected(): void {
+    this.#stream.keyframeWanted();
     this.#replay();
   }
 
   /** The browser asked for a keyframe (PLI/FIR): answer from the cached GOP. */
   keyframeRequest(): void {
     this.counters.keyframeRequests++;
+    this.#stream.keyframeWanted();
     const now = performance.now();
     if (now - this.#lastReplay < this.#limits.minReplayIntervalMs) return;
     this.#replay();

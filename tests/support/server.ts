@@ -45,6 +45,7 @@ export async function startTestServer(
     args: [
       "run",
       "--allow-net",
+      "--allow-ffi",
       "--allow-env",
       // The same permissions as `deno task start` (plus this run's data dir).
       "--allow-sys=networkInterfaces",

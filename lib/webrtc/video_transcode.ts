@@ -1,0 +1,217 @@
+/**
+ * When a room's H.264 cannot pass through to browsers (B-frames: what OBS sends by
+ * default), its video is transcoded in-process (native libavcodec + openh264 in a
+ * Worker, lib/codec/video/) to Constrained Baseline with a keyframe every 2 s and on
+ * demand. Only rooms that need it and have viewers pay for it, up to a limit.
+ *
+ * @module
+ */
+import { type TranscodedFrame, VideoTranscoder } from "../codec/video/mod.ts";
+import type { VideoFrame } from "../media.ts";
+import type { Room } from "../room/mod.ts";
+import type { Logger } from "../log.ts";
+
+/** `--video-transcode`. */
+export type TranscodeMode = "auto" | "always" | "never";
+
+/** Why a room is or is not transcoded, as `/api/rooms` says it. */
+export interface TranscodeState {
+  readonly active: boolean;
+  readonly reason: string;
+}
+
+/** The server-wide policy: mode, the concurrency limit, whether the host can. */
+export class TranscodePolicy {
+  readonly mode: TranscodeMode;
+  readonly maxConcurrent: number;
+  readonly maxHeight: number;
+  readonly #log: Logger;
+  #active = 0;
+  #support: ReturnType<typeof VideoTranscoder.available> | undefined;
+
+  constructor(mode: TranscodeMode, maxConcurrent: number, maxHeight: number, log: Logger) {
+    this.mode = mode;
+    this.maxConcurrent = maxConcurrent;
+    this.maxHeight = maxHeight;
+    this.#log = log;
+  }
+
+  /** Transcodes running now. */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Whether a room should be transcoded now, and why (not). */
+  decide(room: Room): { transcode: boolean; reason: string } {
+    if (this.mode === "never") return { transcode: false, reason: "--video-transcode never" };
+    if (this.mode === "auto" && !room.bFrames) {
+      return { transcode: false, reason: "passthrough: no B-frames" };
+    }
+    const why = this.mode === "always" ? "--video-transcode always" : "B-frames";
+    this.#support ??= VideoTranscoder.available();
+    if (!this.#support.ok) {
+      this.#log.warn("room {room} needs transcoding ({why}) but cannot: {reason}", {
+        room: room.name,
+        why,
+        reason: this.#support.reason,
+      });
+      return { transcode: false, reason: `passthrough: ${this.#support.reason}` };
+    }
+    if (this.#active >= this.maxConcurrent) {
+      this.#log.warn(
+        "room {room} needs transcoding ({why}) but {max} transcodes already run; passthrough",
+        { room: room.name, why, max: this.maxConcurrent },
+      );
+      return {
+        transcode: false,
+        reason: `passthrough: ${this.maxConcurrent} transcodes already run`,
+      };
+    }
+    return { transcode: true, reason: why };
+  }
+
+  acquire(): void {
+    this.#active++;
+  }
+
+  release(): void {
+    this.#active = Math.max(0, this.#active - 1);
+  }
+}
+
+/** One room's running transcode: source frames in, Baseline frames out. */
+export class RoomTranscode {
+  readonly #room: Room;
+  readonly #policy: TranscodePolicy;
+  readonly #log: Logger;
+  readonly #emit: (frame: VideoFrame) => void;
+  #transcoder: VideoTranscoder | undefined;
+  #closed = false;
+  /** Outputs before this presentation time are the catch-up of the cached GOP. */
+  #liveFrom = -Infinity;
+  #waitingForKeyframe = true;
+  #lastKeyframeRequest = -Infinity;
+
+  private constructor(
+    room: Room,
+    policy: TranscodePolicy,
+    log: Logger,
+    emit: (f: VideoFrame) => void,
+  ) {
+    this.#room = room;
+    this.#policy = policy;
+    this.#log = log;
+    this.#emit = emit;
+  }
+
+  /**
+   * Starts transcoding a room. The cached GOP goes in first so the decoder catches
+   * up; what comes out of it before the newest cached frame is dropped, and the first
+   * output after it is forced to be an IDR, so viewers get a picture at once.
+   */
+  static start(
+    room: Room,
+    policy: TranscodePolicy,
+    log: Logger,
+    emit: (f: VideoFrame) => void,
+  ): RoomTranscode {
+    const t = new RoomTranscode(room, policy, log, emit);
+    policy.acquire();
+    const avcC = room.videoConfig?.record;
+    const bitrate = Math.min(
+      20_000_000,
+      Math.max(300_000, room.info().video?.bitrate || 2_500_000),
+    );
+    const started = performance.now();
+    VideoTranscoder.create({
+      avcC: avcC!,
+      bitrate,
+      keyframeIntervalMs: 2000,
+      maxHeight: policy.maxHeight || undefined,
+      // Room for the cached GOP (OBS: up to 8.3 s) the decoder must catch up through at
+      // start; beyond that the worker is really behind and drops to a source keyframe.
+      maxQueuedFrames: 300,
+    }).then((transcoder) => {
+      if (t.#closed) {
+        void transcoder.close();
+        return;
+      }
+      t.#transcoder = transcoder;
+      transcoder.onFrame((out) => t.#output(out));
+      transcoder.onError((err) => {
+        log.warn("room {room}: video transcoder failed: {error}", {
+          room: room.name,
+          error: err.message,
+        });
+        t.close();
+      });
+      const gop = room.gop().filter((u): u is VideoFrame => u.kind === "video");
+      if (gop.length) t.#liveFrom = Math.max(...gop.map((f) => f.dts + f.cts));
+      for (const f of gop) transcoder.push(f);
+      log.info("room {room}: transcoding video to Constrained Baseline (started in {ms} ms)", {
+        room: room.name,
+        ms: Math.round(performance.now() - started),
+      });
+    }).catch((err) => {
+      log.warn("room {room}: cannot start the video transcoder: {error}", {
+        room: room.name,
+        error: (err as Error).message,
+      });
+      t.close();
+    });
+    return t;
+  }
+
+  /** Whether it stopped (failed or closed). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** A source frame. */
+  push(frame: VideoFrame): void {
+    this.#transcoder?.push(frame);
+  }
+
+  /** A new source sequence header. */
+  setConfig(avcC: Uint8Array): void {
+    this.#transcoder?.setConfig(avcC);
+  }
+
+  /** A viewer needs a keyframe (joined, PLI/FIR): an IDR on the next picture, ≤ 2 a second. */
+  requestKeyframe(): void {
+    const now = performance.now();
+    if (now - this.#lastKeyframeRequest < 500) return;
+    this.#lastKeyframeRequest = now;
+    this.#transcoder?.requestKeyframe();
+  }
+
+  #output(out: TranscodedFrame): void {
+    if (out.pts < this.#liveFrom) return;
+    if (this.#waitingForKeyframe) {
+      if (!out.keyframe) {
+        this.#transcoder?.requestKeyframe();
+        return;
+      }
+      this.#waitingForKeyframe = false;
+    }
+    this.#emit({
+      kind: "video",
+      codec: "h264",
+      dts: out.pts,
+      cts: 0,
+      keyframe: out.keyframe,
+      data: out.data,
+    });
+  }
+
+  /** Stops the transcoder and gives its slot back. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#policy.release();
+    const t = this.#transcoder;
+    this.#transcoder = undefined;
+    void t?.close().catch(() => {});
+    this.#log.debug("room {room}: video transcoder stopped", { room: this.#room.name });
+  }
+}
