@@ -32,10 +32,17 @@ function card(room) {
     meta.append(s);
   }
   a.append(badge, h2, meta);
-  if (room.bFrames) {
+  if (room.transcode?.active) {
+    const w = document.createElement("div");
+    w.className = "hint";
+    w.textContent = `Transcoded for browsers (${room.transcode.reason})`;
+    a.append(w);
+  } else if (room.bFrames) {
     const w = document.createElement("div");
     w.className = "warn";
-    w.textContent = "B-frames: may not play in browsers";
+    w.textContent = room.transcode
+      ? `B-frames, not transcoded: ${room.transcode.reason}`
+      : "B-frames: transcoded once someone watches";
     a.append(w);
   }
   a.setAttribute(

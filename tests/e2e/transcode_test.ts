@@ -75,6 +75,14 @@ Deno.test("transcode: OBS with its default settings plays smoothly in Chromium",
     assert.equal(room.bFrames, true);
     assert.deepEqual(room.transcode, { active: true, reason: "B-frames" });
     await assertSmooth(server, browser, "obs-default", "a", 8);
+    // The demo page says so too.
+    await browser.goto("home", server.httpUrl + "/");
+    await browser.waitFor("home", 'a.card[data-room="obs-default"] .hint');
+    const text = await browser.eval(
+      "home",
+      `document.querySelector('a.card[data-room="obs-default"] .hint').textContent`,
+    );
+    assert.match(text, /Transcoded for browsers \(B-frames\)/);
   } finally {
     await obs?.stop();
     await browser.quit();

@@ -93,7 +93,8 @@ globalThis.sluiceViewer = function watch(base, room, videoEl) {
           totalSamplesReceived: s.totalSamplesReceived,
           jitterBufferDelay: s.jitterBufferDelay,
           jitterBufferEmittedCount: s.jitterBufferEmittedCount,
-          keyFramesDecoded: s.keyFramesDecoded, freezeCount: s.freezeCount,
+          keyFramesDecoded: s.keyFramesDecoded,
+          freezeCount: s.freezeCount,
         };
       }
     }
