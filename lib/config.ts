@@ -25,6 +25,8 @@ export interface Config {
   readonly udpPortMax: number;
   readonly dataDir: string;
   readonly adminToken?: string;
+  /** HS256 secret of viewer tokens; unset: anyone may watch. */
+  readonly viewerTokenSecret?: string;
   readonly publishKey?: string;
   readonly keysFile?: string;
   readonly logLevel: LogLevel;
@@ -115,6 +117,12 @@ export const OPTIONS: readonly OptionSpec[] = [
     key: "adminToken",
     kind: "string",
     help: "Bearer token of the admin API (unset: loopback only)",
+  },
+  {
+    flag: "viewer-token-secret",
+    key: "viewerTokenSecret",
+    kind: "string",
+    help: "require viewer tokens (HS256 JWT with room and exp claims) signed with this",
   },
   {
     flag: "publish-key",

@@ -191,6 +191,7 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     webrtc,
     log: logger("http"),
     rtmp: { port: rtmp.port, app: config.rtmpApp },
+    viewerTokenSecret: config.viewerTokenSecret,
     metrics,
     ready: () => ready,
     webhooks: { service: webhooks, adminToken: config.adminToken, log: logger("http") },

@@ -40,6 +40,7 @@ function setState(state, text) {
 async function connect() {
   client?.stop();
   client = new WhepClient(`${location.origin}/whep/${encodeURIComponent(room)}`, {
+    token: new URLSearchParams(location.search).get("token") ?? undefined,
     onTrack: (stream) => {
       if (video.srcObject !== stream) video.srcObject = stream;
       video.play().catch(() => {});

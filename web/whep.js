@@ -1,7 +1,8 @@
 // A small WHEP client (RFC 9725): POST the offer, PATCH trickled candidates, DELETE on close.
 export class WhepClient {
-  constructor(url, { onTrack, onState } = {}) {
+  constructor(url, { onTrack, onState, token } = {}) {
     this.url = url;
+    this.token = token;
     this.onTrack = onTrack;
     this.onState = onState;
     this.pc = null;
@@ -43,7 +44,10 @@ export class WhepClient {
     await pc.setLocalDescription(await pc.createOffer());
     const res = await fetch(this.url, {
       method: "POST",
-      headers: { "Content-Type": "application/sdp" },
+      headers: {
+        "Content-Type": "application/sdp",
+        ...(this.token ? { Authorization: `Bearer ${this.token}` } : {}),
+      },
       body: pc.localDescription.sdp,
     });
     if (res.status !== 201) {

@@ -13,6 +13,7 @@ import type { Logger } from "../log.ts";
 import type { MetricsRegistry } from "../metrics.ts";
 import { webhooksApi, type WebhooksApiOptions } from "./webhooks_api.ts";
 import { mountWhep } from "./whep.ts";
+import { checkViewerToken } from "./viewer_tokens.ts";
 import { mountWeb } from "./web.ts";
 
 /** What the HTTP app needs from the rest of the server. */
@@ -22,6 +23,8 @@ export interface HttpContext {
   readonly log: Logger;
   /** The RTMP port and app, for the demo page's "what to put in OBS". */
   readonly rtmp: { readonly port: number; readonly app: string };
+  /** HS256 secret of viewer tokens; absent: anyone may watch. */
+  readonly viewerTokenSecret?: string;
   /** What `/metrics` exposes. */
   readonly metrics?: MetricsRegistry;
   /** Whether the server takes new work (false while it starts or stops). */
@@ -63,13 +66,23 @@ export function createApp(ctx: HttpContext): Hono {
     "/ws/:room",
     upgradeWebSocket((c) => {
       const room = c.req.param("room") ?? "";
+      const token = c.req.query("token");
       let conn: SignalingConnection | undefined;
       return {
         onOpen: (_evt, ws) => {
-          conn = startSignaling(room, ws, ctx.webrtc, {
-            maxMessageBytes: 64 * 1024,
-            maxMessagesPer10s: 200,
-          }, ctx.log);
+          const secret = ctx.viewerTokenSecret;
+          conn = startSignaling(
+            room,
+            ws,
+            ctx.webrtc,
+            {
+              maxMessageBytes: 64 * 1024,
+              maxMessagesPer10s: 200,
+            },
+            ctx.log,
+            secret ? (token) => checkViewerToken(secret, token, room) : undefined,
+            token,
+          );
         },
         onMessage: (evt) => conn?.message(evt.data),
         onClose: () => conn?.closed(),
@@ -78,7 +91,7 @@ export function createApp(ctx: HttpContext): Hono {
     }),
   );
 
-  mountWhep(app, ctx.webrtc, ctx.log);
+  mountWhep(app, ctx.webrtc, ctx.log, ctx.viewerTokenSecret);
   mountWeb(app, { rtmpPort: ctx.rtmp.port, app: ctx.rtmp.app });
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));

@@ -13,6 +13,7 @@ import { isValidRoomName } from "../room/mod.ts";
 import type { IceServer } from "../config.ts";
 import type { ViewerSession, WebRtcService } from "../webrtc/mod.ts";
 import type { Logger } from "../log.ts";
+import { checkViewerToken } from "./viewer_tokens.ts";
 
 /** Largest SDP offer or trickle fragment accepted. */
 const MAX_SDP_BYTES = 64 * 1024;
@@ -70,12 +71,17 @@ interface WhepSession {
 }
 
 /** Mounts the WHEP routes on `app`. */
-export function mountWhep(app: Hono, webrtc: WebRtcService, log: Logger): void {
+export function mountWhep(
+  app: Hono,
+  webrtc: WebRtcService,
+  log: Logger,
+  viewerTokenSecret?: string,
+): void {
   const sessions = new Map<string, WhepSession>();
 
   const error = (
     c: Context,
-    status: 400 | 404 | 405 | 412 | 413 | 415 | 429 | 501,
+    status: 400 | 401 | 404 | 405 | 412 | 413 | 415 | 429 | 501,
     message: string,
   ) => {
     for (const [k, v] of Object.entries(CORS_HEADERS)) c.header(k, v);
@@ -106,6 +112,15 @@ export function mountWhep(app: Hono, webrtc: WebRtcService, log: Logger): void {
     const room = c.req.param("room");
     if (!isValidRoomName(room)) {
       return error(c, 400, "room names are 1-64 characters of A-Z a-z 0-9 _ -");
+    }
+    if (viewerTokenSecret) {
+      const auth = c.req.header("authorization") ?? "";
+      const token = /^Bearer\s+(\S+)$/i.exec(auth)?.[1];
+      const problem = checkViewerToken(viewerTokenSecret, token, room);
+      if (problem) {
+        c.header("WWW-Authenticate", `Bearer realm="sluice", error="invalid_token"`);
+        return error(c, 401, problem);
+      }
     }
     const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
     if (type !== "application/sdp") {

@@ -45,6 +45,10 @@ export function startSignaling(
   service: WebRtcService,
   limits: SignalingLimits,
   log: Logger,
+  /** With viewer tokens on: returns why a token is refused, undefined when it is good. */
+  authorize?: (token: string | undefined) => string | undefined,
+  /** The `?token=` of the request, if any. */
+  queryToken?: string,
 ): SignalingConnection {
   // deno-lint-ignore prefer-const -- assigned once the room is opened, read by earlier closures
   let session: ViewerSession | undefined;
@@ -63,6 +67,7 @@ export function startSignaling(
     send({ type: "error", message, fatal: true });
     if (!closed) {
       closed = true;
+      clearTimeout(authTimer);
       session?.close("signaling closed");
       try {
         socket.close(code, message.slice(0, 120));
@@ -76,30 +81,57 @@ export function startSignaling(
     return { message() {}, closed() {} };
   }
 
-  const opened = service.open(roomName, {
-    candidate: (candidate) => send({ type: "candidate", candidate }),
-    state: (state, stream) => send({ type: "state", state, stream }),
-    closed: (reason) => {
-      if (!closed) fail(`peer connection ended: ${reason}`, CloseCode.NORMAL);
-    },
-  });
-  if ("error" in opened) {
-    fail(opened.error, CloseCode.TRY_AGAIN);
+  let authTimer: ReturnType<typeof setTimeout> | undefined;
+  const begin = (): boolean => {
+    const opened = service.open(roomName, {
+      candidate: (candidate) => send({ type: "candidate", candidate }),
+      state: (state, stream) => send({ type: "state", state, stream }),
+      closed: (reason) => {
+        if (!closed) fail(`peer connection ended: ${reason}`, CloseCode.NORMAL);
+      },
+    });
+    if ("error" in opened) {
+      fail(opened.error, CloseCode.TRY_AGAIN);
+      return false;
+    }
+    session = opened;
+    send({
+      type: "config",
+      room: roomName,
+      iceServers: service.iceServers.map((s) => ({ ...s })),
+    });
+    send({
+      type: "state",
+      state: session.currentState(),
+      stream: session.room.live ? session.room.info() : undefined,
+    });
+    return true;
+  };
+
+  // Viewer tokens: a good ?token= opens at once; otherwise the first message must be
+  // { type: "auth", token } within 10 s.
+  let awaitingAuth = false;
+  if (authorize && authorize(queryToken) !== undefined) {
+    if (queryToken) {
+      fail(authorize(queryToken)!, CloseCode.POLICY);
+      return { message() {}, closed() {} };
+    }
+    awaitingAuth = true;
+    authTimer = setTimeout(() => fail("no viewer token within 10 s", CloseCode.POLICY), 10_000);
+  } else if (!begin()) {
     return { message() {}, closed() {} };
   }
-  session = opened;
-  send({
-    type: "config",
-    room: roomName,
-    iceServers: service.iceServers.map((s) => ({ ...s })),
-  });
-  send({
-    type: "state",
-    state: session.currentState(),
-    stream: session.room.live ? session.room.info() : undefined,
-  });
 
   const handle = async (msg: Record<string, unknown>) => {
+    if (awaitingAuth) {
+      if (msg.type !== "auth") return fail('send { type: "auth", token } first', CloseCode.POLICY);
+      clearTimeout(authTimer);
+      const problem = authorize!(typeof msg.token === "string" ? msg.token : undefined);
+      if (problem) return fail(problem, CloseCode.POLICY);
+      awaitingAuth = false;
+      begin();
+      return;
+    }
     switch (msg.type) {
       case "offer": {
         if (typeof msg.sdp !== "string" || !msg.sdp.startsWith("v=0")) {
@@ -174,6 +206,7 @@ export function startSignaling(
     },
     closed() {
       closed = true;
+      clearTimeout(authTimer);
       session?.close("signaling closed");
     },
   };
