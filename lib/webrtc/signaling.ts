@@ -50,7 +50,6 @@ export function startSignaling(
   /** The `?token=` of the request, if any. */
   queryToken?: string,
 ): SignalingConnection {
-  // deno-lint-ignore prefer-const -- assigned once the room is opened, read by earlier closures
   let session: ViewerSession | undefined;
   let negotiated = false;
   let closed = false;
