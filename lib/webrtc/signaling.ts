@@ -52,6 +52,7 @@ export function startSignaling(
 ): SignalingConnection {
   let session: ViewerSession | undefined;
   let negotiated = false;
+  let authTimer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
   let windowStart = Date.now();
   let windowCount = 0;
@@ -80,7 +81,6 @@ export function startSignaling(
     return { message() {}, closed() {} };
   }
 
-  let authTimer: ReturnType<typeof setTimeout> | undefined;
   const begin = (): boolean => {
     const opened = service.open(roomName, {
       candidate: (candidate) => send({ type: "candidate", candidate }),
