@@ -66,9 +66,11 @@ Deno.test("transcode: OBS with its default settings plays smoothly in Chromium",
       "OBS to go live",
     );
     await browser.open(server.httpUrl, "obs-default", "a");
+    // Measure steady playback, past the start (the transcoder catches up through the cached
+    // GOP first, which takes seconds on a loaded 2-core machine).
     await waitFor(
-      async () => (await browser.stats("a")).video?.framesDecoded > 30,
-      15_000,
+      async () => (await browser.stats("a")).video?.framesDecoded > 150,
+      30_000,
       "decoding",
     );
     const room = await server.api<Json>("/api/rooms/obs-default");
