@@ -5,6 +5,7 @@ import {
   CodecError,
   parseAudioSpecificConfig,
 } from "../../lib/codec/mod.ts";
+import { mulberry32 } from "../support/prng.ts";
 
 /** Bytes from a string of bit groups ("00010 0100 0010 000"), zero-padded to a byte. */
 function bits(text: string): Uint8Array {
@@ -18,18 +19,6 @@ function bits(text: string): Uint8Array {
 
 function hex(text: string): Uint8Array {
   return Uint8Array.from(text.replace(/\s/g, "").match(/../g)!, (byte) => parseInt(byte, 16));
-}
-
-/** Deterministic PRNG (mulberry32) so fuzz failures reproduce. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const LC = { sbr: false, ps: false, frameLength: 1024, codecString: "mp4a.40.2" } as const;
@@ -235,7 +224,7 @@ Deno.test("buildAudioSpecificConfig rejects what it cannot express", () => {
 });
 
 Deno.test("fuzz: parseAudioSpecificConfig returns or throws CodecError", () => {
-  const random = prng(0x5eed_00ac);
+  const random = mulberry32(0x5eed_00ac);
   const int = (n: number) => Math.floor(random() * n);
   const seeds = [
     hex("12 10 56 e5 00"),

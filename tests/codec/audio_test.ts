@@ -5,6 +5,7 @@ import {
   OPUS_FRAME_SAMPLES,
   OpusPacketDecoder,
 } from "../../lib/codec/mod.ts";
+import { mulberry32 } from "../support/prng.ts";
 
 const FIXTURES = new URL("../fixtures/audio/", import.meta.url);
 
@@ -110,18 +111,6 @@ async function roundTrip(
   return { packets, pcm, corrupt };
 }
 
-/** Deterministic PRNG (mulberry32) so fuzz failures reproduce. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function randomBytes(random: () => number, length: number): Uint8Array {
   return Uint8Array.from({ length }, () => Math.floor(random() * 256));
 }
@@ -198,7 +187,7 @@ Deno.test("AacOpusTranscoder: 44.1 → 48 kHz keeps a tone's pitch with no disco
 
 Deno.test("AacOpusTranscoder: corrupt and truncated frames become silence, the timeline holds", async () => {
   const stream = readAdts("tone_44100_stereo.aac");
-  const random = prng(0x5eed);
+  const random = mulberry32(0x5eed);
   const damaged = stream.frames.map((frame, i) => {
     if (i >= 20 && i < 25) return frame.subarray(0, 8); // truncated
     if (i === 30) return new Uint8Array(0); // empty
@@ -322,7 +311,7 @@ Deno.test("AacOpusTranscoder: options and configs out of range throw CodecError"
 
 Deno.test("AacOpusTranscoder: seeded fuzz never throws and keeps one frame per access unit", async () => {
   const stream = readAdts("tone_44100_stereo.aac");
-  const random = prng(20251125);
+  const random = mulberry32(20251125);
   const t = await AacOpusTranscoder.create(ASC_44100_STEREO);
   const units = 400;
   let packets = 0;

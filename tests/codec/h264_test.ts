@@ -15,6 +15,7 @@ import {
   SliceType,
   sliceType,
 } from "../../lib/codec/mod.ts";
+import { mulberry32 } from "../support/prng.ts";
 
 const FIXTURES = new URL("../fixtures/codec/", import.meta.url);
 
@@ -52,18 +53,6 @@ function accessUnits(nals: Uint8Array[]): Uint8Array[][] {
   }
   if (current.length > 0) units.push(current);
   return units;
-}
-
-/** Deterministic PRNG (mulberry32) so fuzz failures reproduce. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A damaged copy of `base`: flipped bits, changed bytes, truncation or random bytes. */
@@ -473,7 +462,7 @@ Deno.test("sliceType ignores non-slices and unreadable headers", () => {
 const FUZZ_CASES = 3000;
 
 Deno.test("fuzz: parseSps returns or throws CodecError", () => {
-  const random = prng(0x5eed_0001);
+  const random = mulberry32(0x5eed_0001);
   const files = [
     "high_1920x1080_30fps.h264",
     "interlaced_1920x1080.h264",
@@ -496,7 +485,7 @@ Deno.test("fuzz: parseSps returns or throws CodecError", () => {
 });
 
 Deno.test("fuzz: parseAvcDecoderConfig returns or throws CodecError", () => {
-  const random = prng(0x5eed_0002);
+  const random = mulberry32(0x5eed_0002);
   for (let i = 0; i < FUZZ_CASES; i++) {
     const input = mutate(random, FFMPEG_AVCC);
     expectReturnOrCodecError(() => {
@@ -508,7 +497,7 @@ Deno.test("fuzz: parseAvcDecoderConfig returns or throws CodecError", () => {
 });
 
 Deno.test("fuzz: iterateAvccNalUnits and slice parsing return or throw CodecError", () => {
-  const random = prng(0x5eed_0003);
+  const random = mulberry32(0x5eed_0003);
   const seeds = accessUnits(fixtureNals("bframes_320x180.h264"))
     .slice(0, 4)
     .map((unit) => nalUnitsToAvcc(unit.map((nal) => nal.subarray(0, 24))));

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { FlvError, parseAudioTagBody, parseVideoTagBody } from "../../lib/flv/mod.ts";
 import type { MediaUnit } from "../../lib/media.ts";
+import { mulberry32 } from "../support/prng.ts";
 
 /** Concatenates numbers, strings (as ASCII, e.g. FourCCs) and byte arrays. */
 function bytes(...parts: (number | string | Uint8Array | number[])[]): Uint8Array {
@@ -382,18 +383,6 @@ Deno.test("audio: enhanced malformed headers throw", () => {
 // ---------------------------------------------------------------------------
 // Fuzzing
 
-/** mulberry32: small deterministic PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const VALID_VIDEO = [
   bytes(0x17, 0, 0, 0, 0, AVCC),
   bytes(0x27, 1, 0xff, 0xff, 0xf6, NALU),
@@ -458,7 +447,7 @@ function mutate(random: () => number, input: Uint8Array): Uint8Array {
 }
 
 Deno.test("fuzz: random bodies and mutations give units or FlvError, nothing else", () => {
-  const random = prng(0x5eed_f1f0);
+  const random = mulberry32(0x5eed_f1f0);
   const tally = { ok: 0, error: 0 };
   for (let i = 0; i < 6000; i++) {
     let body: Uint8Array;
@@ -480,7 +469,7 @@ Deno.test("fuzz: random bodies and mutations give units or FlvError, nothing els
 
 Deno.test("fuzz: bodies are never read outside their view", () => {
   // Bodies that are views into a larger buffer must not leak neighbouring bytes.
-  const random = prng(42);
+  const random = mulberry32(42);
   for (let i = 0; i < 2000; i++) {
     const backing = new Uint8Array(64).fill(0xee);
     const source = mutate(random, VALID_VIDEO[i % VALID_VIDEO.length]);

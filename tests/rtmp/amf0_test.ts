@@ -11,6 +11,7 @@ import {
   decodeAmf0Value,
   encodeAmf0,
 } from "../../lib/rtmp/amf0.ts";
+import { mulberry32 } from "../support/prng.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -36,18 +37,6 @@ function concat(...parts: Uint8Array[]): Uint8Array {
     at += p.length;
   }
   return out;
-}
-
-/** Deterministic PRNG (mulberry32), so failures reproduce. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Runs `fn` and requires it either to return or to throw AmfError, within `ms`. */

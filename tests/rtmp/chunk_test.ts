@@ -8,6 +8,7 @@ import {
   type RtmpMessage,
 } from "../../lib/rtmp/chunk.ts";
 import { RtmpError } from "../../lib/rtmp/errors.ts";
+import { mulberry32 } from "../support/prng.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers: chunk headers written out byte by byte, independent of encodeChunks.
@@ -114,18 +115,6 @@ function msg(
 function assertReads(input: Uint8Array, expected: RtmpMessage[], limits = LIMITS): void {
   deepStrictEqual(readAll(input, new ChunkStreamReader(limits)), expected, "in one push");
   deepStrictEqual(readByteByByte(input, new ChunkStreamReader(limits)), expected, "byte by byte");
-}
-
-/** Deterministic PRNG (mulberry32) so every failure can be replayed from its seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randInt(rand: () => number, lo: number, hi: number): number {

@@ -8,21 +8,10 @@ import {
   verifyServerS2,
 } from "../../lib/rtmp/handshake.ts";
 import { RtmpError } from "../../lib/rtmp/errors.ts";
+import { mulberry32 } from "../support/prng.ts";
 
 const NOW = 1_700_000_123_456;
 const NOW_SECONDS = Math.floor(NOW / 1000);
-
-/** Deterministic PRNG so a failing case can be replayed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBlock(rand: () => number): Uint8Array {
   const block = new Uint8Array(HANDSHAKE_SIZE);

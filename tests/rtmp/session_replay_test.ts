@@ -19,6 +19,7 @@ import { HANDSHAKE_SIZE } from "../../lib/rtmp/handshake.ts";
 import { MessageType } from "../../lib/rtmp/messages.ts";
 import type { RoomEvent, RoomSnapshot } from "../../mod.ts";
 import { defaultConfig, startServer } from "../../mod.ts";
+import { mulberry32 } from "../support/prng.ts";
 
 const FIXTURE = new URL("../fixtures/ffmpeg-publish-session.bin", import.meta.url);
 const HANDSHAKE_BYTES = 1 + 2 * HANDSHAKE_SIZE;
@@ -36,18 +37,6 @@ const WIDTH = 320;
 const HEIGHT = 240;
 
 const LIMITS = { maxMessageSize: 16 * 1024 * 1024, maxChunkSize: 0x7fffffff };
-
-/** Deterministic PRNG (mulberry32). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function u32(payload: Uint8Array): number {
   return new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(0);

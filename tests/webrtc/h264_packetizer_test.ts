@@ -7,16 +7,7 @@ import {
   stapA,
 } from "../../lib/webrtc/h264_packetizer.ts";
 import { annexBToNalUnits } from "../../lib/codec/mod.ts";
-
-function mulberry32(seed: number) {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../support/prng.ts";
 
 function nal(type: number, size: number, nri = 3, fill = 0xab): Uint8Array {
   const n = new Uint8Array(size).fill(fill);
