@@ -26,6 +26,7 @@ import {
   tsDiff,
 } from "../support/media_analysis.ts";
 
+import { type Publisher, publishFfmpeg } from "../support/publishers.ts";
 const e2e = { sanitizeOps: false, sanitizeResources: false };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -34,47 +35,9 @@ const OPUS_FRAME = 960;
 /** Allowed audio–video offset (the issue's bound; ITU-R BT.1359 detects audio 45 ms early). */
 const MAX_AV_OFFSET_MS = 40;
 
-/** An ffmpeg publisher this file spawns. */
-interface Ffmpeg {
-  output(): string;
-  stop(): Promise<void>;
-}
-
-/** Spawns ffmpeg with `args` (inputs and encoder options), publishing FLV to `url`. */
-function publish(url: string, args: string[]): Ffmpeg {
-  const child = new Deno.Command("ffmpeg", {
-    args: ["-nostdin", "-hide_banner", "-loglevel", "warning", ...args, "-f", "flv", url],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    const d = new TextDecoder();
-    for await (const c of s) text = (text + d.decode(c, { stream: true })).slice(-16 * 1024);
-  };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
-  let done = false;
-  const status = child.status.then(() => done = true);
-  return {
-    output: () => text,
-    async stop() {
-      if (!done) child.kill("SIGINT");
-      const killer = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, 5000);
-      await status;
-      clearTimeout(killer);
-      await pumps;
-    },
-  };
-}
-
 /** 320x240 testsrc2 + a 440 Hz left / 660 Hz right tone at 44.1 kHz, in real time. */
-function publishStereoTone(url: string, seconds: number): Ffmpeg {
-  return publish(url, [
+function publishStereoTone(url: string, seconds: number): Publisher {
+  return publishFfmpeg(url, [
     "-re",
     "-f",
     "lavfi",
@@ -115,8 +78,8 @@ function publishStereoTone(url: string, seconds: number): Ffmpeg {
  * Black video with one white frame at every whole second, and a 50 ms 1 kHz beep
  * starting at the same instants (48 kHz audio).
  */
-function publishFlashAndBeep(url: string, seconds: number): Ffmpeg {
-  return publish(url, [
+function publishFlashAndBeep(url: string, seconds: number): Publisher {
+  return publishFfmpeg(url, [
     "-re",
     "-f",
     "lavfi",
@@ -292,7 +255,7 @@ Deno.test(
   async (t) => {
     const server = await startTestServer();
     let browser: Browser | undefined;
-    let ffmpeg: Ffmpeg | undefined;
+    let ffmpeg: Publisher | undefined;
     const room = "tone";
     try {
       ffmpeg = publishStereoTone(`${server.rtmpUrl}/${room}`, 120);
@@ -396,7 +359,7 @@ Deno.test(
   e2e,
   async () => {
     const server = await startTestServer();
-    let ffmpeg: Ffmpeg | undefined;
+    let ffmpeg: Publisher | undefined;
     const room = "lipsync";
     try {
       ffmpeg = publishFlashAndBeep(`${server.rtmpUrl}/${room}`, 120);

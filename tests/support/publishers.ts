@@ -178,6 +178,20 @@ export async function probeFrames(path: string): Promise<ClipFrames> {
   return frames;
 }
 
+/** ffmpeg with `args` (inputs and encoder options), publishing FLV to `url`. */
+export function publishFfmpeg(url: string, args: string[]): Publisher {
+  return spawn("ffmpeg", [
+    "-nostdin",
+    "-hide_banner",
+    "-loglevel",
+    "warning",
+    ...args,
+    "-f",
+    "flv",
+    url,
+  ]);
+}
+
 /** ffmpeg sends a clip in real time, unchanged (`-c copy`). */
 export function publishClip(url: string, clip: string, extra: string[] = []): Publisher {
   return spawn("ffmpeg", [
