@@ -31,10 +31,12 @@ export interface SluiceServer {
 export async function startServer(config: Config): Promise<SluiceServer> {
   const log = logger();
   const keys = new PublishKeys({ publishKey: config.publishKey, keysFile: config.keysFile });
+  // The GOP a new viewer starts from, cached once as media units and once as RTP.
+  const maxGopBytes = Math.min(64 * 1024 * 1024, 4 * config.maxMessageSize);
   const rooms = new RoomRegistry({
     maxRooms: config.maxRooms,
     maxViewers: config.maxViewersPerRoom,
-    maxGopBytes: Math.min(64 * 1024 * 1024, 4 * config.maxMessageSize),
+    maxGopBytes,
     keys,
     log: logger("room"),
   });
@@ -99,7 +101,6 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     config.transcodeMaxHeight,
     logger("transcode"),
   );
-  const maxGopBytes = Math.min(64 * 1024 * 1024, 4 * config.maxMessageSize);
   const webrtc = new WebRtcService(rooms, {
     ice: {
       host: config.host,
