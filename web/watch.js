@@ -17,7 +17,13 @@ let client = null;
 let live = false;
 let retry = 0;
 let userStarted = false;
-globalThis.sluicePlayer = { stats: null, state: "connecting", room };
+globalThis.sluicePlayer = {
+  stats: null,
+  state: "connecting",
+  room,
+  // Restarts ICE on the current session (what a failed path does on its own).
+  restartIce: () => client.restartIce(),
+};
 
 function setState(state, text) {
   globalThis.sluicePlayer.state = state;
@@ -46,7 +52,10 @@ async function connect() {
       video.play().catch(() => {});
     },
     onState: (s) => {
-      if (s === "failed" || s === "closed") scheduleReconnect();
+      // A failed path first tries an ICE restart on the same session (a network
+      // change keeps the stream); a refused restart or a closed peer starts over.
+      if (s === "failed") client.restartIce().catch(scheduleReconnect);
+      if (s === "closed") scheduleReconnect();
       if (s === "connected") retry = 0;
     },
   });

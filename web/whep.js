@@ -1,4 +1,5 @@
-// A small WHEP client (RFC 9725): POST the offer, PATCH trickled candidates, DELETE on close.
+// A small WHEP client (RFC 9725): POST the offer, PATCH trickled candidates, PATCH with
+// If-Match: * for an ICE restart, DELETE on close.
 export class WhepClient {
   constructor(url, { onTrack, onState, token } = {}) {
     this.url = url;
@@ -80,6 +81,49 @@ export class WhepClient {
         body: lines,
       });
     } catch { /* the answer's candidates usually suffice */ }
+  }
+
+  // ICE restart over the same session (a network change): new local credentials go
+  // out in a PATCH with If-Match: *, the server's new ones come back with a new ETag.
+  async restartIce() {
+    const pc = this.pc;
+    if (!pc || !this.location) throw new Error("not connected");
+    this.pending = [];
+    pc.restartIce();
+    const offer = await pc.createOffer({ iceRestart: true });
+    await pc.setLocalDescription(offer);
+    const ufrag = /a=ice-ufrag:(\S+)/.exec(offer.sdp)[1];
+    const pwd = /a=ice-pwd:(\S+)/.exec(offer.sdp)[1];
+    const res = await fetch(this.location, {
+      method: "PATCH",
+      headers: {
+        "Content-Type": "application/trickle-ice-sdpfrag",
+        "If-Match": "*",
+        ...(this.token ? { Authorization: `Bearer ${this.token}` } : {}),
+      },
+      body: `a=ice-ufrag:${ufrag}\r\na=ice-pwd:${pwd}\r\n`,
+    });
+    if (res.status !== 200) throw new Error(`ICE restart refused: HTTP ${res.status}`);
+    this.etag = res.headers.get("ETag") ?? this.etag;
+    const frag = await res.text();
+    const remoteUfrag = /a=ice-ufrag:(\S+)/.exec(frag)?.[1];
+    const remotePwd = /a=ice-pwd:(\S+)/.exec(frag)?.[1];
+    if (!remoteUfrag || !remotePwd) throw new Error("ICE restart answer without credentials");
+    const candidates = [...frag.matchAll(/^a=candidate:.*$/gm)].map((m) => m[0]);
+    const sdp = pc.remoteDescription.sdp
+      .split("\r\n")
+      .filter((l) => !l.startsWith("a=candidate:") && l !== "a=end-of-candidates")
+      .map((l) =>
+        l.startsWith("a=ice-ufrag:")
+          ? `a=ice-ufrag:${remoteUfrag}`
+          : l.startsWith("a=ice-pwd:")
+          ? `a=ice-pwd:${remotePwd}`
+          : l
+      )
+      .flatMap((l) => (l.startsWith("a=mid:") ? [l, ...candidates] : [l]))
+      .join("\r\n");
+    await pc.setRemoteDescription({ type: "answer", sdp });
+    this.flush();
   }
 
   async stop() {

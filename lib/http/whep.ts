@@ -1,7 +1,9 @@
 /**
  * WHEP (RFC 9725): `POST /whep/<room>` with an SDP offer → 201, the answer, a
- * session `Location` and `ETag`; `PATCH` on it trickles ICE candidates; `DELETE`
- * ends it. CORS is open so a player on another origin can play.
+ * session `Location` and `ETag`; `PATCH` on it trickles ICE candidates, or with
+ * `If-Match: *` and new ICE credentials restarts ICE (200, the server's new
+ * credentials and candidates, a new `ETag`); `DELETE` ends it. CORS is open so a
+ * player on another origin can play.
  *
  * A room that is not live yet is accepted: the peer connects and plays the moment
  * the publisher starts, as the WebSocket signaling does (players need not poll).
@@ -17,6 +19,13 @@ import { checkViewerToken } from "./viewer_tokens.ts";
 
 /** Largest SDP offer or trickle fragment accepted. */
 const MAX_SDP_BYTES = 64 * 1024;
+
+/** `candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type>…` (RFC 8839). */
+const CANDIDATE =
+  /^candidate:\S{1,32} \d{1,3} (udp|tcp) \d{1,10} [0-9A-Za-z.:%_-]{1,255} \d{1,5} typ (host|srflx|prflx|relay)( .*)?$/i;
+
+/** PATCHes of one session waiting their turn before more are refused with 429. */
+const MAX_QUEUED_PATCHES = 16;
 
 const CORS_HEADERS: Record<string, string> = {
   "Access-Control-Allow-Origin": "*",
@@ -42,17 +51,20 @@ export function iceServerLinks(servers: readonly IceServer[]): string[] {
 export function parseSdpFragment(body: string): {
   candidates: { candidate: string; sdpMid: string | null; sdpMLineIndex: number | null }[];
   ufrag?: string;
+  pwd?: string;
 } {
   const candidates: { candidate: string; sdpMid: string | null; sdpMLineIndex: number | null }[] =
     [];
   let mid: string | null = null;
   let mline = -1;
   let ufrag: string | undefined;
+  let pwd: string | undefined;
   for (const raw of body.split(/\r?\n/)) {
     const line = raw.trim();
     if (line.startsWith("m=")) mline++;
     else if (line.startsWith("a=mid:")) mid = line.slice(6);
     else if (line.startsWith("a=ice-ufrag:")) ufrag = line.slice(12);
+    else if (line.startsWith("a=ice-pwd:")) pwd = line.slice(10);
     else if (line.startsWith("a=candidate:")) {
       candidates.push({
         candidate: line.slice(2),
@@ -61,13 +73,18 @@ export function parseSdpFragment(body: string): {
       });
     }
   }
-  return { candidates, ufrag };
+  return { candidates, ufrag, pwd };
 }
 
 interface WhepSession {
   readonly room: string;
   readonly session: ViewerSession;
-  readonly etag: string;
+  /** A new entity tag after each ICE restart. */
+  etag: string;
+  /** PATCHes run one at a time, in order: a restart must not interleave with a trickle. */
+  queue: Promise<unknown>;
+  /** PATCHes waiting in `queue` (bounded). */
+  queued: number;
 }
 
 /** Mounts the WHEP routes on `app`. */
@@ -81,7 +98,7 @@ export function mountWhep(
 
   const error = (
     c: Context,
-    status: 400 | 401 | 404 | 405 | 412 | 413 | 415 | 429 | 501,
+    status: 400 | 401 | 404 | 405 | 412 | 413 | 415 | 422 | 429,
     message: string,
   ) => {
     for (const [k, v] of Object.entries(CORS_HEADERS)) c.header(k, v);
@@ -146,7 +163,7 @@ export function mountWhep(
       return error(c, 400, `cannot answer the offer: ${(err as Error).message}`);
     }
     const etag = `"${crypto.randomUUID()}"`;
-    sessions.set(id, { room, session: opened, etag });
+    sessions.set(id, { room, session: opened, etag, queue: Promise.resolve(), queued: 0 });
     log.debug("whep session {id} for room {room}", { id, room });
     cors(c);
     c.header("Content-Type", "application/sdp");
@@ -170,24 +187,66 @@ export function mountWhep(
       return error(c, 415, "expected Content-Type application/trickle-ice-sdpfrag");
     }
     const ifMatch = c.req.header("if-match");
-    if (ifMatch && ifMatch !== "*" && ifMatch !== s.etag) {
-      return error(c, 412, "If-Match does not match the session's ETag");
-    }
     const body = await readBody(c);
     if (body === undefined) return error(c, 413, `fragment over ${MAX_SDP_BYTES} bytes`);
     const fragment = parseSdpFragment(body);
-    if (fragment.ufrag && !body.includes("a=candidate") && ifMatch === "*") {
-      return error(c, 501, "ICE restart is not supported; DELETE the session and POST a new offer");
-    }
-    for (const candidate of fragment.candidates) {
-      try {
-        await s.session.addCandidate(candidate);
-      } catch (err) {
-        return error(c, 400, `bad candidate: ${(err as Error).message}`);
+    if (s.queued >= MAX_QUEUED_PATCHES) return error(c, 429, "too many PATCHes in flight");
+    s.queued++;
+    // Judged in turn, against the state the PATCHes before this one left.
+    const turn = s.queue.then(async () => {
+      if (ifMatch && ifMatch !== "*" && ifMatch !== s.etag) {
+        return error(c, 412, "If-Match does not match the session's ETag");
       }
-    }
-    cors(c);
-    return c.body(null, 204);
+      const restart = fragment.ufrag !== undefined && fragment.ufrag !== s.session.remoteUfrag;
+      if (restart && ifMatch !== "*") {
+        // RFC 9725 §4.3.1: new credentials without `If-Match: *` are not a restart.
+        return error(
+          c,
+          422,
+          "the fragment's ice-ufrag is not this session's; an ICE restart needs If-Match: *",
+        );
+      }
+      if (restart && !fragment.pwd) return error(c, 400, "an ICE restart needs a=ice-pwd");
+      if (restart) {
+        let local;
+        try {
+          local = await s.session.restartIce({
+            ufrag: fragment.ufrag!,
+            pwd: fragment.pwd!,
+            candidates: fragment.candidates,
+          });
+        } catch (err) {
+          return error(c, 400, `cannot restart ICE: ${(err as Error).message}`);
+        }
+        s.etag = `"${crypto.randomUUID()}"`;
+        log.debug("whep session {id}: ICE restart", { id: c.req.param("id") });
+        cors(c);
+        c.header("Content-Type", "application/trickle-ice-sdpfrag");
+        c.header("ETag", s.etag);
+        return c.body(
+          `a=ice-ufrag:${local.ufrag}\r\na=ice-pwd:${local.pwd}\r\n` +
+            local.candidates.map((cand) => `a=${cand}\r\n`).join("") +
+            "a=end-of-candidates\r\n",
+          200,
+        );
+      }
+      const bad = fragment.candidates.find((cand) => !CANDIDATE.test(cand.candidate));
+      if (bad) return error(c, 400, `bad candidate: ${bad.candidate.slice(0, 200)}`);
+      // Applied in the background: werift resolves an mDNS (.local) candidate for up
+      // to 10 s, and neither this answer nor a following ICE restart should wait for it.
+      for (const candidate of fragment.candidates) {
+        s.session.addCandidate(candidate).catch((err) =>
+          log.debug("whep session {id}: candidate ignored: {reason}", {
+            id: c.req.param("id"),
+            reason: (err as Error).message,
+          })
+        );
+      }
+      cors(c);
+      return c.body(null, 204);
+    }).finally(() => s.queued--);
+    s.queue = turn.catch(() => {});
+    return await turn;
   });
 
   app.delete("/whep/:room/:id", (c) => {

@@ -11,7 +11,14 @@ export type { SignalingConnection, SignalingLimits, SignalingSocket } from "./si
 export { depacketizeH264, fuA, packetizeH264, stapA } from "./h264_packetizer.ts";
 export type { H264Payload } from "./h264_packetizer.ts";
 export { filterSdpCandidates } from "./transport.ts";
-export type { IceOptions, RTCIceCandidateLike, SharedRtp, ViewerTransport } from "./transport.ts";
+export type {
+  IceOptions,
+  IceRestartAnswer,
+  IceRestartOffer,
+  RTCIceCandidateLike,
+  SharedRtp,
+  ViewerTransport,
+} from "./transport.ts";
 export { RoomStream } from "./room_stream.ts";
 export { Viewer } from "./viewer.ts";
 export { RoomTranscode, TranscodePolicy } from "./video_transcode.ts";

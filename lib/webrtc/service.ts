@@ -11,6 +11,8 @@ import { RoomStream } from "./room_stream.ts";
 import {
   createWeriftTransport,
   type IceOptions,
+  type IceRestartAnswer,
+  type IceRestartOffer,
   type RTCIceCandidateLike,
   type ViewerTransport,
 } from "./transport.ts";
@@ -112,6 +114,16 @@ export class ViewerSession {
   /** Adds a trickled remote candidate. */
   addCandidate(candidate: RTCIceCandidateLike | null): Promise<void> {
     return this.#transport.addCandidate(candidate);
+  }
+
+  /** ICE restart: the browser's new credentials in, the server's new ones out. */
+  restartIce(remote: IceRestartOffer): Promise<IceRestartAnswer> {
+    return this.#transport.restartIce(remote);
+  }
+
+  /** The browser's ICE username fragment of the current generation. */
+  get remoteUfrag(): string | undefined {
+    return this.#transport.remoteUfrag;
   }
 
   /** Ends the session and releases everything it held. */

@@ -54,6 +54,21 @@ export interface RTCIceCandidateLike {
   sdpMLineIndex?: number | null;
 }
 
+/** The remote side's part of an ICE restart. */
+export interface IceRestartOffer {
+  readonly ufrag: string;
+  readonly pwd: string;
+  readonly candidates: readonly RTCIceCandidateLike[];
+}
+
+/** This side's part of an ICE restart: new credentials and every candidate. */
+export interface IceRestartAnswer {
+  readonly ufrag: string;
+  readonly pwd: string;
+  /** `candidate:…` values, already filtered by the candidate policy. */
+  readonly candidates: readonly string[];
+}
+
 /** The send path of one viewer. */
 export interface ViewerTransport {
   /**
@@ -64,6 +79,17 @@ export interface ViewerTransport {
   answer(offerSdp: string, gather?: boolean): Promise<string>;
   /** Adds a remote trickle candidate. */
   addCandidate(candidate: RTCIceCandidateLike | null): Promise<void>;
+  /**
+   * ICE restart (RFC 8445 §2.4): takes the remote side's new credentials (and any
+   * candidates that came with them), starts a new ICE generation on the same DTLS
+   * session and returns this side's new credentials and candidates. Media pauses
+   * from the restart until the new pair is nominated (werift drops the old pair);
+   * on a working path that is one round of checks, and the browser asks for the
+   * lost packets or a keyframe.
+   */
+  restartIce(remote: IceRestartOffer): Promise<IceRestartAnswer>;
+  /** The remote ICE username fragment of the current generation. */
+  readonly remoteUfrag: string | undefined;
   /** Whether media can flow now. */
   readonly connected: boolean;
   /** Sends one video RTP packet (sequence number and timestamp already per viewer). */
@@ -132,14 +158,15 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
   const pc = new RTCPeerConnection({
     codecs: { video: h264Codecs(), audio: [opusCodec()] },
     iceServers: ice.iceServers.map((s) => ({ ...s })),
-    iceUseIpv4: !ice.host.includes(":") || anyHost,
-    iceUseIpv6: ice.host.includes(":"),
+    // For a bound host, werift's own interface list is off: it lists only non-loopback
+    // interfaces, binds every socket to the host anyway and labels them with the
+    // other interfaces' IPs, so a second socket under a wrong label took part in ICE
+    // (and won an ICE restart's nomination). One socket, named for the host itself.
+    iceUseIpv4: anyHost,
+    iceUseIpv6: ice.host === "::",
     iceUseLinkLocalAddress: false,
     ...(anyHost ? {} : {
       iceInterfaceAddresses: ice.host.includes(":") ? { udp6: ice.host } : { udp4: ice.host },
-      // werift lists only non-loopback interfaces; for a host it doesn't list (127.0.0.1)
-      // it binds to the host yet labels candidates with the other interfaces' IPs, which
-      // advertisable() drops: the answer had no candidate. Name the bound host itself.
       iceAdditionalHostAddresses: [ice.host],
     }),
     ...(ice.udpPortMin
@@ -151,6 +178,23 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
   let connected = false;
   let inFlight = 0;
   let closed = false;
+  let remoteOffer: string | undefined;
+
+  const waitForGathering = async () => {
+    if (pc.iceGatheringState === "complete") return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let unsubscribe = () => {};
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        unsubscribe = pc.iceGatheringStateChange.subscribe((state) => {
+          if (state === "complete") resolve();
+        }).unSubscribe;
+      }),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, GATHER_TIMEOUT_MS)),
+    ]);
+    unsubscribe();
+    clearTimeout(timer);
+  };
 
   pc.onIceCandidate.subscribe((candidate) => {
     if (!candidate) return events.onCandidate(null);
@@ -162,6 +206,7 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
   });
   pc.connectionStateChange.subscribe((state) => {
     if (state === "connected") {
+      if (connected) return; // an ICE restart reconnects the same session
       connected = true;
       events.onState("connected");
     } else if (state === "failed") {
@@ -190,6 +235,7 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
   return {
     async answer(offerSdp: string, gather = false) {
       await pc.setRemoteDescription({ type: "offer", sdp: offerSdp });
+      remoteOffer = offerSdp;
       for (const t of pc.getTransceivers()) {
         t.setDirection("sendonly");
         if (t.kind === "video" && !videoSender) {
@@ -209,21 +255,7 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
       watchKeyframeRequests(videoSender, events);
-      if (gather && pc.iceGatheringState !== "complete") {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          new Promise<void>((resolve) => {
-            const { unSubscribe } = pc.iceGatheringStateChange.subscribe((state) => {
-              if (state === "complete") {
-                unSubscribe();
-                resolve();
-              }
-            });
-          }),
-          new Promise<void>((resolve) => timer = setTimeout(resolve, GATHER_TIMEOUT_MS)),
-        ]);
-        clearTimeout(timer);
-      }
+      if (gather) await waitForGathering();
       const sdp = pc.localDescription?.sdp ?? answer.sdp;
       return filterSdpCandidates(sdp, ice.host, ice.publicIps);
     },
@@ -234,6 +266,47 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
         sdpMid: candidate.sdpMid ?? undefined,
         sdpMLineIndex: candidate.sdpMLineIndex ?? undefined,
       });
+    },
+    async restartIce(remote) {
+      if (!remoteOffer) throw new Error("no offer has been answered yet");
+      if (
+        !/^[A-Za-z0-9+/]{4,256}$/.test(remote.ufrag) || !/^[A-Za-z0-9+/]{22,256}$/.test(remote.pwd)
+      ) {
+        throw new Error("ice-ufrag must be 4-256 and ice-pwd 22-256 ice-chars (RFC 8839)");
+      }
+      // The same offer with the new credentials and none of the old candidates:
+      // werift sees changed credentials and starts a new ICE generation.
+      const offer = remoteOffer.split("\r\n").filter((l) =>
+        !l.startsWith("a=candidate:") && l !== "a=end-of-candidates"
+      ).map((l) =>
+        l.startsWith("a=ice-ufrag:")
+          ? `a=ice-ufrag:${remote.ufrag}`
+          : l.startsWith("a=ice-pwd:")
+          ? `a=ice-pwd:${remote.pwd}`
+          : l
+      ).join("\r\n");
+      await pc.setRemoteDescription({ type: "offer", sdp: offer });
+      remoteOffer = offer;
+      await pc.setLocalDescription(await pc.createAnswer());
+      for (const c of remote.candidates) await this.addCandidate(c);
+      // werift's answerer connects only transports whose DTLS is down; after a
+      // restart DTLS is still up, so the new ICE generation is started here.
+      for (const t of pc.iceTransports) {
+        if (t.state !== "connected" && t.state !== "closed") {
+          t.start().catch(() => events.onState("failed"));
+        }
+      }
+      await waitForGathering();
+      const sdp = filterSdpCandidates(pc.localDescription?.sdp ?? "", ice.host, ice.publicIps);
+      const ufrag = /a=ice-ufrag:(\S+)/.exec(sdp)?.[1];
+      const pwd = /a=ice-pwd:(\S+)/.exec(sdp)?.[1];
+      if (!ufrag || !pwd) throw new Error("the new answer has no ICE credentials");
+      const firstSection = sdp.split(/\r\nm=/)[1] ?? "";
+      const candidates = [...firstSection.matchAll(/^a=(candidate:.+)$/gm)].map((m) => m[1]);
+      return { ufrag, pwd, candidates };
+    },
+    get remoteUfrag() {
+      return remoteOffer ? /a=ice-ufrag:(\S+)/.exec(remoteOffer)?.[1] : undefined;
     },
     get connected() {
       return connected;

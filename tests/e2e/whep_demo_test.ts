@@ -111,6 +111,18 @@ Deno.test("demo page: the room appears, a click plays it over WHEP with sound", 
     // WHEP resource: the player's session shows as a viewer; Link carries the ICE server.
     const room = await server.api<{ viewers: number }>("/api/rooms/demo-room");
     assert.equal(room.viewers, 1);
+
+    // The player's ICE restart (what it does when its path fails) keeps the session
+    // and the picture.
+    await browser.eval("home", "window.sluicePlayer.restartIce()");
+    const restarted = (await browser.eval("home", "window.sluicePlayer")).stats.framesDecoded;
+    await waitFor(
+      async () =>
+        (await browser.eval("home", "window.sluicePlayer")).stats.framesDecoded > restarted + 45,
+      10_000,
+      "video to keep decoding after the player's ICE restart",
+    );
+    assert.equal((await server.api<{ viewers: number }>("/api/rooms/demo-room")).viewers, 1);
   } finally {
     await publisher?.stop();
     await browser.quit();

@@ -21,6 +21,7 @@ Deno.test("whep: trickle-ice-sdpfrag candidates keep their mid and m-line", () =
       "a=candidate:1 1 udp 2113937151 192.0.2.1 5000 typ host\r\na=end-of-candidates\r\n",
   );
   assert.equal(frag.ufrag, "abcd");
+  assert.equal(frag.pwd, "xyz");
   assert.deepEqual(frag.candidates, [{
     candidate: "candidate:1 1 udp 2113937151 192.0.2.1 5000 typ host",
     sdpMid: "0",

@@ -67,6 +67,10 @@ class RecordingTransport implements ViewerTransport {
   addCandidate() {
     return Promise.resolve();
   }
+  remoteUfrag = undefined;
+  restartIce() {
+    return Promise.reject(new Error("not in this test"));
+  }
   sendVideo(p: SharedRtp) {
     this.sent.push(p);
   }
