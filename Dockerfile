@@ -9,14 +9,14 @@
 FROM denoland/deno:debian-2.9.6 AS build
 RUN apt-get -o DPkg::Lock::Timeout=600 update \
  && apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends \
-      gcc libc6-dev libavcodec-dev libavutil-dev libswscale-dev libopenh264-dev \
+      gcc libc6-dev libavcodec-dev libavutil-dev libswscale-dev libopenh264-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY deno.json deno.lock ./
 COPY main.ts mod.ts ./
 COPY lib ./lib
 COPY native ./native
-RUN native/build.sh --force /out/libsluice_transcode.so \
+RUN native/build.sh --force /out \
  && deno install --frozen --entrypoint main.ts \
  && deno compile --frozen --allow-net --allow-ffi --allow-env --allow-sys=networkInterfaces \
       --allow-read --allow-write=./sluice-data,/data --output /out/sluice main.ts \
@@ -27,11 +27,11 @@ RUN native/build.sh --force /out/libsluice_transcode.so \
 FROM debian:12-slim
 RUN apt-get -o DPkg::Lock::Timeout=600 update \
  && apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends \
-      libavcodec59 libavutil57 libswscale6 libopenh264-7 ca-certificates \
+      libavcodec59 libavutil57 libswscale6 libopenh264-7 libssl3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /data sluice
-# The shim sits beside the binary, where Sluice looks for it.
-COPY --from=build /out/sluice /out/libsluice_transcode.so /usr/local/bin/
+# The native libraries sit beside the binary, where Sluice looks for them.
+COPY --from=build /out/sluice /out/libsluice_transcode.so /out/libsluice_fanout.so /usr/local/bin/
 COPY --from=build --chown=sluice:sluice /out/data /data
 ENV SLUICE_DATA_DIR=/data \
     SLUICE_UDP_PORTS=40000-40100 \

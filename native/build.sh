@@ -1,28 +1,39 @@
 #!/usr/bin/env bash
-# Builds native/build/libsluice_transcode.so, the FFI shim behind lib/codec/video/
-# (FFmpeg libavcodec decode + openh264 encode). Idempotent: does nothing when the
-# library is newer than its source and this script.
+# Builds the FFI libraries in native/build/:
+#   libsluice_transcode.so  the video transcoder behind lib/codec/video/
+#                           (FFmpeg libavcodec decode + openh264 encode)
+#   libsluice_fanout.so     the media send path behind lib/webrtc/native/
+#                           (UDP sockets + SRTP over OpenSSL libcrypto)
+# Idempotent: does nothing for a library newer than its source and this script.
 #
 # Needs (Debian 12): gcc libc6-dev libavcodec-dev libavutil-dev libswscale-dev libopenh264-dev
-# At run time only the libraries: libavcodec59 libavutil57 libswscale6 libopenh264-7
+#                    libssl-dev
+# At run time only the libraries: libavcodec59 libavutil57 libswscale6 libopenh264-7 libssl3
 #
-# Usage: native/build.sh [--force] [OUTPUT.so]
+# Usage: native/build.sh [--force] [OUTPUT_DIR]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 force=0
 if [ "${1:-}" = "--force" ]; then force=1; shift; fi
-out="${1:-$here/build/libsluice_transcode.so}"
-src="$here/transcode_shim.c"
-
-if [ "$force" = 0 ] && [ -f "$out" ] && [ "$out" -nt "$src" ] && [ "$out" -nt "$0" ]; then
-  exit 0
-fi
-mkdir -p "$(dirname "$out")"
-tmp="$out.tmp.$$"
+dir="${1:-$here/build}"
+mkdir -p "$dir"
+tmp=""
 trap 'rm -f "$tmp"' EXIT
-# -fvisibility=hidden: only the sluice_tc_* functions are exported.
-${CC:-gcc} -std=gnu11 -O2 -fPIC -shared -fvisibility=hidden -Wall -Wextra -Wno-unused-parameter \
-  -Wl,--as-needed -Wl,-z,defs -o "$tmp" "$src" \
-  -lavcodec -lavutil -lswscale -lopenh264
-mv -f "$tmp" "$out"
-echo "built $out"
+
+# build NAME SOURCE LIBS...: compiles SOURCE into $dir/NAME unless it is up to date.
+build() {
+  local out="$dir/$1" src="$here/$2"
+  shift 2
+  if [ "$force" = 0 ] && [ -f "$out" ] && [ "$out" -nt "$src" ] && [ "$out" -nt "$0" ]; then
+    return 0
+  fi
+  tmp="$out.tmp.$$"
+  # -fvisibility=hidden: only the functions marked for export are visible.
+  ${CC:-gcc} -std=gnu11 -O2 -fPIC -shared -fvisibility=hidden -Wall -Wextra -Wno-unused-parameter \
+    -Wl,--as-needed -Wl,-z,defs -o "$tmp" "$src" "$@"
+  mv -f "$tmp" "$out"
+  echo "built $out"
+}
+
+build libsluice_transcode.so transcode_shim.c -lavcodec -lavutil -lswscale -lopenh264
+build libsluice_fanout.so fanout.c -lcrypto

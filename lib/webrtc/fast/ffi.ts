@@ -1,0 +1,340 @@
+/**
+ * The FFI face of native/fanout.c (UDP sockets + SRTP over OpenSSL libcrypto):
+ * its symbol table, where the built library is looked for, and small typed
+ * wrappers. Everything here is synchronous except {@linkcode NativeLoop.wait}.
+ *
+ * @module
+ */
+
+/** The library's ABI version this file speaks (SF_ABI_VERSION in the C source). */
+export const FANOUT_ABI_VERSION = 1;
+
+/** File name of the built library. */
+export const FANOUT_FILE_NAME = "libsluice_fanout.so";
+
+/** Environment variable naming the library's path explicitly. */
+export const FANOUT_PATH_ENV = "SLUICE_FANOUT_LIB";
+
+/** DTLS-SRTP protection profiles (RFC 5764 §4.1.2, RFC 7714 §14.2). */
+export const SrtpProfile = {
+  AES128_CM_HMAC_SHA1_80: 1,
+  AEAD_AES_128_GCM: 7,
+} as const;
+
+/** Symbols of the library, as `Deno.dlopen` wants them. */
+export const FANOUT_SYMBOLS = {
+  sf_abi_version: { parameters: [], result: "i32" },
+  sf_srtp_create: { parameters: ["i32", "buffer", "buffer"], result: "pointer" },
+  sf_srtp_destroy: { parameters: ["pointer"], result: "void" },
+  sf_srtp_protect: { parameters: ["pointer", "buffer", "i32", "buffer"], result: "i32" },
+  sf_srtp_unprotect: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
+  sf_srtp_stats: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
+  sf_loop_create: { parameters: [], result: "pointer" },
+  sf_loop_destroy: { parameters: ["pointer"], result: "void" },
+  sf_sockaddr: { parameters: ["i32", "buffer", "i32", "buffer"], result: "i32" },
+  sf_udp_open: {
+    parameters: ["pointer", "i32", "buffer", "i32", "i32", "buffer"],
+    result: "i32",
+  },
+  sf_udp_close: { parameters: ["pointer", "i32"], result: "void" },
+  sf_udp_send: {
+    parameters: ["pointer", "i32", "buffer", "i32", "buffer", "i32"],
+    result: "i32",
+  },
+  sf_send_rtp: {
+    parameters: [
+      "pointer",
+      "i32",
+      "buffer",
+      "i32",
+      "pointer",
+      "i32",
+      "i32",
+      "u32",
+      "u32",
+      "buffer",
+      "i32",
+    ],
+    result: "i32",
+  },
+  sf_udp_set_sink: { parameters: ["pointer", "i32", "pointer"], result: "void" },
+  sf_wait: { parameters: ["pointer", "i32"], result: "i32", nonblocking: true },
+  sf_drain: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The loaded library. */
+export type FanoutLibrary = Deno.DynamicLibrary<typeof FANOUT_SYMBOLS>;
+
+/** Runs `read` only when `descriptor` is already granted (never prompts); undefined otherwise. */
+function quietly<T>(descriptor: Deno.PermissionDescriptor, read: () => T): T | undefined {
+  try {
+    return Deno.permissions.querySync(descriptor).state === "granted" ? read() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Paths where the library may be, best first: `$SLUICE_FANOUT_LIB` alone when
+ * set; else `native/build/` of this source tree, then beside the executable.
+ */
+export function fanoutCandidates(): string[] {
+  const explicit = quietly(
+    { name: "env", variable: FANOUT_PATH_ENV },
+    () => Deno.env.get(FANOUT_PATH_ENV),
+  );
+  if (explicit) return [explicit];
+  const paths: string[] = [];
+  const tree = new URL(`../../../native/build/${FANOUT_FILE_NAME}`, import.meta.url);
+  if (tree.protocol === "file:") paths.push(decodeURIComponent(tree.pathname));
+  const exe = quietly({ name: "read" }, () => Deno.execPath());
+  if (exe) paths.push(exe.slice(0, exe.lastIndexOf("/") + 1) + FANOUT_FILE_NAME);
+  return [...new Set(paths)];
+}
+
+let loaded: FanoutLibrary | Error | undefined;
+
+/**
+ * The library, loaded once per process; an Error saying why not (missing file,
+ * no `--allow-ffi`, wrong ABI) when it can't be used.
+ */
+export function loadFanout(): FanoutLibrary | Error {
+  if (loaded) return loaded;
+  const problems: string[] = [];
+  for (const path of fanoutCandidates()) {
+    try {
+      const lib = Deno.dlopen(path, FANOUT_SYMBOLS);
+      const abi = lib.symbols.sf_abi_version();
+      if (abi !== FANOUT_ABI_VERSION) {
+        lib.close();
+        problems.push(
+          `${path}: ABI ${abi}, expected ${FANOUT_ABI_VERSION} (native/build.sh --force)`,
+        );
+        continue;
+      }
+      return loaded = lib;
+    } catch (err) {
+      problems.push(`${path}: ${(err as Error).message.split("\n")[0]}`);
+    }
+  }
+  return loaded = new Error(
+    `${FANOUT_FILE_NAME} not usable (${problems.join("; ") || "no candidate path"}); ` +
+      "build it with native/build.sh (apt: gcc libc6-dev libssl-dev)",
+  );
+}
+
+const cstring = (s: string) => new TextEncoder().encode(s + "\0");
+
+/** One direction of SRTP with keys from DTLS-SRTP (RFC 5764). */
+export class SrtpContext {
+  readonly #lib: FanoutLibrary;
+  #handle: Deno.PointerValue;
+  readonly profile: number;
+
+  constructor(lib: FanoutLibrary, profile: number, masterKey: Uint8Array, masterSalt: Uint8Array) {
+    const saltLength = profile === SrtpProfile.AEAD_AES_128_GCM ? 12 : 14;
+    if (masterKey.length !== 16 || masterSalt.length !== saltLength) {
+      throw new Error(
+        `SRTP profile ${profile} wants a 16-byte key and ${saltLength}-byte salt, ` +
+          `got ${masterKey.length} and ${masterSalt.length}`,
+      );
+    }
+    this.#lib = lib;
+    this.profile = profile;
+    this.#handle = lib.symbols.sf_srtp_create(profile, masterKey, masterSalt);
+    if (!this.#handle) throw new Error(`SRTP profile ${profile} is not supported`);
+  }
+
+  /** The native handle (for {@linkcode NativeLoop.sendRtp}). */
+  get handle(): Deno.PointerValue {
+    if (!this.#handle) throw new Error("SRTP context destroyed");
+    return this.#handle;
+  }
+
+  /** Protects one RTP packet; returns the SRTP packet. */
+  protect(rtp: Uint8Array): Uint8Array {
+    const out = new Uint8Array(rtp.length + 16);
+    const n = this.#lib.symbols.sf_srtp_protect(this.handle, rtp, rtp.length, out);
+    if (n < 0) throw new Error("not an RTP packet SRTP can protect");
+    return out.subarray(0, n);
+  }
+
+  /** Unprotects one SRTP packet (a copy); undefined when authentication fails. */
+  unprotect(srtp: Uint8Array): Uint8Array | undefined {
+    const copy = srtp.slice();
+    const n = this.#lib.symbols.sf_srtp_unprotect(this.handle, copy, copy.length);
+    return n < 0 ? undefined : copy.subarray(0, n);
+  }
+
+  /** Receive counters per SSRC. */
+  stats(): SrtpStreamStats[] {
+    const out = new BigUint64Array(8 * 8);
+    const n = this.#lib.symbols.sf_srtp_stats(this.handle, out, 8);
+    const streams: SrtpStreamStats[] = [];
+    for (let i = 0; i < n; i++) {
+      const o = out.subarray(i * 8, i * 8 + 8);
+      streams.push({
+        ssrc: Number(o[0]),
+        received: Number(o[1]),
+        bytes: Number(o[2]),
+        expected: Number(o[3]),
+        reordered: Number(o[4]),
+        duplicates: Number(o[5]),
+        authFailures: Number(o[6]),
+      });
+    }
+    return streams;
+  }
+
+  destroy(): void {
+    if (!this.#handle) return;
+    this.#lib.symbols.sf_srtp_destroy(this.#handle);
+    this.#handle = null;
+  }
+}
+
+/** What a receiving SRTP context counted for one SSRC. */
+export interface SrtpStreamStats {
+  ssrc: number;
+  received: number;
+  bytes: number;
+  /** Highest minus first extended sequence number, plus one. */
+  expected: number;
+  /** Packets that arrived after a higher sequence number. */
+  reordered: number;
+  duplicates: number;
+  authFailures: number;
+}
+
+/** A datagram read from a native socket. */
+export interface Datagram {
+  slot: number;
+  address: string;
+  port: number;
+  data: Uint8Array;
+}
+
+/** Native UDP sockets read through one epoll set. */
+export class NativeLoop {
+  readonly lib: FanoutLibrary;
+  readonly handle: Deno.PointerValue;
+  readonly #out = new Uint8Array(1 << 20);
+  readonly #port = new Int32Array(1);
+
+  constructor(lib: FanoutLibrary) {
+    this.lib = lib;
+    this.handle = lib.symbols.sf_loop_create();
+    if (!this.handle) throw new Error("epoll_create1 failed");
+  }
+
+  /**
+   * Opens a UDP socket on `ip` ("" for any) and a port in [min, max] (0, 0 for
+   * any). Returns the socket's slot and port.
+   */
+  open(family: 4 | 6, ip: string, min = 0, max = 0): { slot: number; port: number } {
+    const slot = this.lib.symbols.sf_udp_open(
+      this.handle,
+      family,
+      cstring(ip),
+      min,
+      max,
+      new Uint8Array(this.#port.buffer),
+    );
+    if (slot < 0) throw new Error(`cannot open a UDP socket on ${ip || "*"}: errno ${-slot}`);
+    return { slot, port: this.#port[0] };
+  }
+
+  close(slot: number): void {
+    this.lib.symbols.sf_udp_close(this.handle, slot);
+  }
+
+  /** A sockaddr for `address`:`port` to pass to the send calls. */
+  sockaddr(address: string, port: number): Uint8Array {
+    const out = new Uint8Array(28);
+    const family = address.includes(":") ? 6 : 4;
+    const n = this.lib.symbols.sf_sockaddr(family, cstring(address), port, out);
+    if (n < 0) throw new Error(`not an IP address: ${address}`);
+    return out.subarray(0, n);
+  }
+
+  /** Sends one datagram; returns bytes sent or a negative errno. */
+  send(slot: number, sockaddr: Uint8Array, data: Uint8Array): number {
+    return this.lib.symbols.sf_udp_send(
+      this.handle,
+      slot,
+      sockaddr,
+      sockaddr.length,
+      data,
+      data.length,
+    );
+  }
+
+  /** RTP header + payload, SRTP-protected, sent: the hot path. Bytes sent or < 0. */
+  sendRtp(
+    slot: number,
+    sockaddr: Uint8Array,
+    srtp: Deno.PointerValue,
+    payloadType: number,
+    marker: boolean,
+    sequenceNumber: number,
+    timestamp: number,
+    ssrc: number,
+    payload: Uint8Array,
+  ): number {
+    return this.lib.symbols.sf_send_rtp(
+      this.handle,
+      slot,
+      sockaddr,
+      sockaddr.length,
+      srtp,
+      (marker ? 0x80 : 0) | payloadType,
+      sequenceNumber,
+      timestamp >>> 0,
+      ssrc >>> 0,
+      payload,
+      payload.length,
+    );
+  }
+
+  /** Media arriving on `slot` is unprotected and counted by `srtp`, never surfaced. */
+  setSink(slot: number, srtp: SrtpContext | null): void {
+    this.lib.symbols.sf_udp_set_sink(this.handle, slot, srtp ? srtp.handle : null);
+  }
+
+  /** Waits (off the main thread) up to `timeoutMs` for readable sockets. */
+  wait(timeoutMs: number): Promise<number> {
+    return this.lib.symbols.sf_wait(this.handle, timeoutMs);
+  }
+
+  /** Reads what the last wait found, calling `each` per datagram (data is a fresh copy). */
+  drain(each: (d: Datagram) => void): number {
+    let count = 0;
+    for (;;) {
+      const used = this.lib.symbols.sf_drain(this.handle, this.#out, this.#out.length);
+      const o = this.#out;
+      for (let i = 0; i < used;) {
+        const slot = (o[i] << 8) | o[i + 1];
+        const port = (o[i + 2] << 8) | o[i + 3];
+        const family = o[i + 4];
+        const len = (o[i + 21] << 8) | o[i + 22];
+        const address = family === 6
+          ? ipv6(o.subarray(i + 5, i + 21))
+          : o.subarray(i + 5, i + 9).join(".");
+        each({ slot, address, port, data: o.slice(i + 23, i + 23 + len) });
+        i += 23 + len;
+        count++;
+      }
+      if (used < this.#out.length - 23 - 1500) return count;
+    }
+  }
+
+  destroy(): void {
+    this.lib.symbols.sf_loop_destroy(this.handle);
+  }
+}
+
+function ipv6(b: Uint8Array): string {
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((b[i] << 8) | b[i + 1]).toString(16));
+  return groups.join(":").replace(/(^|:)0(:0)+(:|$)/, "::").replace(/:{3,}/, "::");
+}

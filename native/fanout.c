@@ -1,0 +1,507 @@
+/*
+ * Sluice's media send path, loaded through Deno FFI (lib/webrtc/native/).
+ *
+ * Two things werift does slowly under Deno's Node compatibility layer, done here:
+ *  - UDP sockets: non-blocking, bound in a port range, read through one epoll set,
+ *    written with sendto(2) — in order (Deno's node:dgram reorders datagrams).
+ *  - SRTP (RFC 3711 AES_CM_128_HMAC_SHA1_80, RFC 7714 AEAD_AES_128_GCM): session
+ *    keys derived once, one reused OpenSSL context per direction, the RTP header
+ *    written straight into the output buffer (no copies beyond one memcpy).
+ *
+ * The receive side (sf_sink_*) exists for the fan-out benchmark's viewers: it
+ * decrypts and counts media inline while draining, so a receiver process can
+ * keep up with hundreds of streams.
+ *
+ * Every call is synchronous except sf_wait, which Deno runs on a worker thread.
+ * Sizes are bounded: datagrams ≤ SF_MAX_PACKET, ≤ SF_MAX_SOCKETS sockets, ≤ 8
+ * SSRCs per SRTP context.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SF_API __attribute__((visibility("default")))
+#define SF_ABI_VERSION 1
+#define SF_MAX_PACKET 1500
+#define SF_MAX_SOCKETS 8192
+#define SF_MAX_STREAMS 8
+#define SF_MAX_READY 256
+
+#define PROFILE_CM_SHA1_80 1
+#define PROFILE_GCM_128 7
+
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations" /* HMAC_CTX: one reused context */
+
+/* ---------------------------------------------------------------- SRTP ---- */
+
+typedef struct {
+  uint32_t ssrc;
+  uint32_t roc;
+  uint16_t highest;    /* highest sequence number seen (sender: sent) */
+  int started;
+  /* receive statistics (sinks) */
+  uint64_t received, bytes, reordered, duplicates, auth_failures;
+  uint64_t first_ext, highest_ext;
+  uint64_t window; /* bit i: highest_ext - i was received */
+} sf_stream;
+
+typedef struct {
+  int profile;
+  uint8_t key[16];
+  uint8_t salt[14];
+  uint8_t auth[20];
+  EVP_CIPHER_CTX *cipher;
+  EVP_CIPHER_CTX *decipher; /* GCM receive side, made on first use */
+  HMAC_CTX *hmac;
+  sf_stream streams[SF_MAX_STREAMS];
+  int nstreams;
+  uint64_t other_drops; /* sink: streams beyond SF_MAX_STREAMS, malformed */
+} sf_srtp;
+
+/* RFC 3711 §4.3.1 key derivation, key derivation rate 0: AES-CM keystream under the
+ * master key with IV = (master salt XOR label << 48) * 2^16. A 12-byte GCM master
+ * salt is zero-padded to 14 bytes (RFC 7714 §12, as libsrtp does). */
+static int derive(const uint8_t *master_key, const uint8_t *master_salt, int salt_len,
+                  uint8_t label, uint8_t *out, int out_len) {
+  uint8_t iv[16] = {0};
+  memcpy(iv, master_salt, salt_len);
+  iv[7] ^= label;
+  uint8_t zeros[32] = {0};
+  EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+  if (!c) return -1;
+  int len = 0, ok = EVP_EncryptInit_ex(c, EVP_aes_128_ctr(), NULL, master_key, iv) &&
+                    EVP_EncryptUpdate(c, out, &len, zeros, out_len);
+  EVP_CIPHER_CTX_free(c);
+  return ok && len == out_len ? 0 : -1;
+}
+
+SF_API int sf_abi_version(void) { return SF_ABI_VERSION; }
+
+/* Creates an SRTP context for one direction from its DTLS-SRTP master key (16
+ * bytes) and salt (14 bytes for profile 1, 12 for profile 7). NULL on error. */
+SF_API sf_srtp *sf_srtp_create(int profile, const uint8_t *master_key, const uint8_t *master_salt) {
+  if (profile != PROFILE_CM_SHA1_80 && profile != PROFILE_GCM_128) return NULL;
+  sf_srtp *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->profile = profile;
+  int salt_len = profile == PROFILE_GCM_128 ? 12 : 14;
+  if (derive(master_key, master_salt, salt_len, 0x00, s->key, 16) ||
+      derive(master_key, master_salt, salt_len, 0x02, s->salt, salt_len))
+    goto fail;
+  s->cipher = EVP_CIPHER_CTX_new();
+  if (!s->cipher) goto fail;
+  if (profile == PROFILE_CM_SHA1_80) {
+    if (derive(master_key, master_salt, salt_len, 0x01, s->auth, 20)) goto fail;
+    if (!EVP_EncryptInit_ex(s->cipher, EVP_aes_128_ctr(), NULL, s->key, NULL)) goto fail;
+    s->hmac = HMAC_CTX_new();
+    if (!s->hmac || !HMAC_Init_ex(s->hmac, s->auth, 20, EVP_sha1(), NULL)) goto fail;
+  } else {
+    if (!EVP_EncryptInit_ex(s->cipher, EVP_aes_128_gcm(), NULL, s->key, NULL)) goto fail;
+  }
+  return s;
+fail:
+  if (s->cipher) EVP_CIPHER_CTX_free(s->cipher);
+  if (s->hmac) HMAC_CTX_free(s->hmac);
+  free(s);
+  return NULL;
+}
+
+SF_API void sf_srtp_destroy(sf_srtp *s) {
+  if (!s) return;
+  EVP_CIPHER_CTX_free(s->cipher);
+  if (s->decipher) EVP_CIPHER_CTX_free(s->decipher);
+  if (s->hmac) HMAC_CTX_free(s->hmac);
+  free(s);
+}
+
+static sf_stream *stream_of(sf_srtp *s, uint32_t ssrc) {
+  for (int i = 0; i < s->nstreams; i++)
+    if (s->streams[i].ssrc == ssrc) return &s->streams[i];
+  if (s->nstreams == SF_MAX_STREAMS) return NULL;
+  sf_stream *st = &s->streams[s->nstreams++];
+  memset(st, 0, sizeof *st);
+  st->ssrc = ssrc;
+  return st;
+}
+
+/* ROC of a packet a sender is about to send (a retransmission may be older). */
+static uint32_t sender_roc(sf_stream *st, uint16_t seq) {
+  if (!st->started) {
+    st->started = 1;
+    st->highest = seq;
+    return st->roc;
+  }
+  int32_t delta = (int32_t)seq - (int32_t)st->highest;
+  if (delta > 0 && delta < 32768) { st->highest = seq; return st->roc; }
+  if (delta < -32768) { st->roc++; st->highest = seq; return st->roc; } /* wrapped forward */
+  if (delta > 32768) return st->roc - 1;                                  /* old, before a wrap */
+  return st->roc;                                                         /* older, same ROC */
+}
+
+/* RFC 3711 Appendix A: the receiver's guess of a packet's ROC. */
+static uint32_t receiver_roc(const sf_stream *st, uint16_t seq) {
+  if (!st->started) return 0;
+  uint16_t s_l = st->highest;
+  if (s_l < 32768) return (seq - s_l > 32768) ? st->roc - 1 : st->roc;
+  return (s_l - 32768 > seq) ? st->roc + 1 : st->roc;
+}
+
+static int rtp_header_len(const uint8_t *p, int len) {
+  if (len < 12 || (p[0] >> 6) != 2) return -1;
+  int n = 12 + 4 * (p[0] & 0x0f);
+  if (p[0] & 0x10) {
+    if (len < n + 4) return -1;
+    n += 4 + 4 * ((p[n + 2] << 8) | p[n + 3]);
+  }
+  return n <= len ? n : -1;
+}
+
+static int hmac_tag(sf_srtp *s, const uint8_t *data, int len, uint32_t roc, uint8_t *tag20) {
+  uint8_t r[4] = {roc >> 24, roc >> 16, roc >> 8, roc};
+  unsigned int out = 0;
+  return HMAC_Init_ex(s->hmac, NULL, 0, NULL, NULL) && HMAC_Update(s->hmac, data, len) &&
+                 HMAC_Update(s->hmac, r, 4) && HMAC_Final(s->hmac, tag20, &out)
+             ? 0
+             : -1;
+}
+
+/* Encrypts packet[0..len) (an RTP packet, header in the clear) in place; returns
+ * the protected length (len + 10 or + 16) or -1. `packet` must have room for it. */
+static int protect(sf_srtp *s, uint8_t *packet, int len) {
+  int hl = rtp_header_len(packet, len);
+  if (hl < 0) return -1;
+  uint32_t ssrc = ((uint32_t)packet[8] << 24) | (packet[9] << 16) | (packet[10] << 8) | packet[11];
+  uint16_t seq = (packet[2] << 8) | packet[3];
+  sf_stream *st = stream_of(s, ssrc);
+  if (!st) return -1;
+  uint32_t roc = sender_roc(st, seq);
+  int out = 0;
+  if (s->profile == PROFILE_CM_SHA1_80) {
+    uint8_t iv[16] = {0};
+    memcpy(iv, s->salt, 14);
+    iv[4] ^= ssrc >> 24; iv[5] ^= ssrc >> 16; iv[6] ^= ssrc >> 8; iv[7] ^= ssrc;
+    uint64_t index = ((uint64_t)roc << 16) | seq;
+    for (int i = 0; i < 6; i++) iv[13 - i] ^= (uint8_t)(index >> (8 * i));
+    if (!EVP_EncryptInit_ex(s->cipher, NULL, NULL, NULL, iv) ||
+        !EVP_EncryptUpdate(s->cipher, packet + hl, &out, packet + hl, len - hl))
+      return -1;
+    uint8_t tag[20];
+    if (hmac_tag(s, packet, len, roc, tag)) return -1;
+    memcpy(packet + len, tag, 10);
+    return len + 10;
+  }
+  uint8_t iv[12] = {0, 0, ssrc >> 24, ssrc >> 16, ssrc >> 8, ssrc, roc >> 24, roc >> 16, roc >> 8, roc, seq >> 8, seq};
+  for (int i = 0; i < 12; i++) iv[i] ^= s->salt[i];
+  int tmp = 0;
+  if (!EVP_EncryptInit_ex(s->cipher, NULL, NULL, NULL, iv) ||
+      !EVP_EncryptUpdate(s->cipher, NULL, &tmp, packet, hl) ||
+      !EVP_EncryptUpdate(s->cipher, packet + hl, &out, packet + hl, len - hl) ||
+      !EVP_EncryptFinal_ex(s->cipher, packet + hl + out, &tmp) ||
+      !EVP_CIPHER_CTX_ctrl(s->cipher, EVP_CTRL_GCM_GET_TAG, 16, packet + len))
+    return -1;
+  return len + 16;
+}
+
+/* Protects an RTP packet given as bytes: out gets the SRTP packet (room for len + 16). */
+SF_API int sf_srtp_protect(sf_srtp *s, const uint8_t *rtp, int len, uint8_t *out) {
+  if (!s || len < 12 || len > SF_MAX_PACKET - 16) return -1;
+  memcpy(out, rtp, len);
+  return protect(s, out, len);
+}
+
+/* Decrypts and authenticates an SRTP packet in place; returns the RTP length or
+ * -1 (malformed), -2 (authentication failed). Updates the stream's counters. */
+SF_API int sf_srtp_unprotect(sf_srtp *s, uint8_t *packet, int len) {
+  if (!s) return -1;
+  int tag_len = s->profile == PROFILE_CM_SHA1_80 ? 10 : 16;
+  int hl = rtp_header_len(packet, len - tag_len);
+  if (hl < 0) { s->other_drops++; return -1; }
+  uint32_t ssrc = ((uint32_t)packet[8] << 24) | (packet[9] << 16) | (packet[10] << 8) | packet[11];
+  uint16_t seq = (packet[2] << 8) | packet[3];
+  sf_stream *st = stream_of(s, ssrc);
+  if (!st) { s->other_drops++; return -1; }
+  uint32_t roc = receiver_roc(st, seq);
+  int body = len - tag_len, out = 0, tmp = 0;
+  if (s->profile == PROFILE_CM_SHA1_80) {
+    uint8_t tag[20];
+    if (hmac_tag(s, packet, body, roc, tag) || CRYPTO_memcmp(tag, packet + body, 10)) {
+      st->auth_failures++;
+      return -2;
+    }
+    uint8_t iv[16] = {0};
+    memcpy(iv, s->salt, 14);
+    iv[4] ^= ssrc >> 24; iv[5] ^= ssrc >> 16; iv[6] ^= ssrc >> 8; iv[7] ^= ssrc;
+    uint64_t index = ((uint64_t)roc << 16) | seq;
+    for (int i = 0; i < 6; i++) iv[13 - i] ^= (uint8_t)(index >> (8 * i));
+    if (!EVP_EncryptInit_ex(s->cipher, NULL, NULL, NULL, iv) ||
+        !EVP_EncryptUpdate(s->cipher, packet + hl, &out, packet + hl, body - hl))
+      return -1;
+  } else {
+    uint8_t iv[12] = {0, 0, ssrc >> 24, ssrc >> 16, ssrc >> 8, ssrc, roc >> 24, roc >> 16, roc >> 8, roc, seq >> 8, seq};
+    for (int i = 0; i < 12; i++) iv[i] ^= s->salt[i];
+    if (!s->decipher) {
+      s->decipher = EVP_CIPHER_CTX_new();
+      if (!s->decipher || !EVP_DecryptInit_ex(s->decipher, EVP_aes_128_gcm(), NULL, s->key, NULL)) return -1;
+    }
+    EVP_CIPHER_CTX *d = s->decipher;
+    int ok = EVP_DecryptInit_ex(d, NULL, NULL, NULL, iv) &&
+             EVP_DecryptUpdate(d, NULL, &tmp, packet, hl) &&
+             EVP_DecryptUpdate(d, packet + hl, &out, packet + hl, body - hl) &&
+             EVP_CIPHER_CTX_ctrl(d, EVP_CTRL_GCM_SET_TAG, 16, packet + body) &&
+             EVP_DecryptFinal_ex(d, packet + hl + out, &tmp) > 0;
+    if (!ok) { st->auth_failures++; return -2; }
+  }
+  /* Statistics: extended sequence numbers, duplicates, reordering. */
+  uint64_t ext = ((uint64_t)roc << 16) | seq;
+  if (!st->started) {
+    st->started = 1;
+    st->first_ext = st->highest_ext = ext;
+    st->window = 1;
+    st->highest = seq;
+    st->roc = roc;
+  } else if (ext > st->highest_ext) {
+    uint64_t shift = ext - st->highest_ext;
+    st->window = shift >= 64 ? 1 : (st->window << shift) | 1;
+    st->highest_ext = ext;
+    st->highest = seq;
+    st->roc = roc;
+  } else {
+    uint64_t back = st->highest_ext - ext;
+    if (back < 64 && (st->window >> back) & 1) { st->duplicates++; return body; }
+    if (back < 64) st->window |= 1ULL << back;
+    st->reordered++;
+  }
+  st->received++;
+  st->bytes += body;
+  return body;
+}
+
+/* Counters of a context's streams: per stream 8 u64 [ssrc, received, bytes,
+ * expected, reordered, duplicates, auth_failures, roc]; returns the stream count. */
+SF_API int sf_srtp_stats(sf_srtp *s, uint64_t *out, int max_streams) {
+  int n = s->nstreams < max_streams ? s->nstreams : max_streams;
+  for (int i = 0; i < n; i++) {
+    sf_stream *st = &s->streams[i];
+    uint64_t *o = out + 8 * i;
+    o[0] = st->ssrc;
+    o[1] = st->received;
+    o[2] = st->bytes;
+    o[3] = st->started ? st->highest_ext - st->first_ext + 1 : 0;
+    o[4] = st->reordered;
+    o[5] = st->duplicates;
+    o[6] = st->auth_failures;
+    o[7] = st->roc;
+  }
+  return n;
+}
+
+/* ------------------------------------------------------------- sockets ---- */
+
+typedef struct {
+  int fd;
+  sf_srtp *sink; /* receive side: RTP on this socket is decrypted and counted here */
+} sf_socket;
+
+typedef struct {
+  int epfd;
+  sf_socket *sockets[SF_MAX_SOCKETS]; /* by slot; the epoll data is the slot */
+  int ready[SF_MAX_READY];
+  int nready;
+  uint64_t dropped_oversize;
+} sf_loop;
+
+SF_API sf_loop *sf_loop_create(void) {
+  sf_loop *l = calloc(1, sizeof *l);
+  if (!l) return NULL;
+  l->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (l->epfd < 0) { free(l); return NULL; }
+  return l;
+}
+
+static int fill_addr(int family, const char *ip, int port, struct sockaddr_storage *ss, socklen_t *len) {
+  memset(ss, 0, sizeof *ss);
+  if (family == 6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    if (ip && *ip && inet_pton(AF_INET6, ip, &a->sin6_addr) != 1) return -1;
+    *len = sizeof *a;
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    if (ip && *ip && inet_pton(AF_INET, ip, &a->sin_addr) != 1) return -1;
+    *len = sizeof *a;
+  }
+  return 0;
+}
+
+/* Writes a sockaddr for ip:port into out (28 bytes); returns its length or -1. */
+SF_API int sf_sockaddr(int family, const char *ip, int port, uint8_t *out) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (fill_addr(family, ip, port, &ss, &len)) return -1;
+  memcpy(out, &ss, len);
+  return (int)len;
+}
+
+/* Opens a non-blocking UDP socket on ip (empty: any) and a port in [min, max]
+ * (0, 0: any), adds it to the loop. Returns its slot (≥ 0) or -errno. The bound
+ * port is written to *port_out. */
+SF_API int sf_udp_open(sf_loop *l, int family, const char *ip, int min, int max, int *port_out) {
+  int slot = -1;
+  for (int i = 0; i < SF_MAX_SOCKETS; i++)
+    if (!l->sockets[i]) { slot = i; break; }
+  if (slot < 0) return -EMFILE;
+  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int size = 4 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  if (family == 6) {
+    int v6only = 1;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+  }
+  int span = max >= min && min > 0 ? max - min + 1 : 0, err = 0;
+  int start = span ? (int)(((unsigned)time(NULL) ^ (unsigned)getpid() ^ (unsigned)slot * 2654435761u) % (unsigned)span) : 0;
+  for (int i = 0; i < (span ? span : 1); i++) {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (fill_addr(family, ip, span ? min + (start + i) % span : 0, &ss, &len)) { close(fd); return -EINVAL; }
+    if (bind(fd, (struct sockaddr *)&ss, len) == 0) { err = 0; break; }
+    err = errno;
+    if (err != EADDRINUSE && err != EACCES) break;
+  }
+  if (err) { close(fd); return -err; }
+  struct sockaddr_storage bound;
+  socklen_t blen = sizeof bound;
+  getsockname(fd, (struct sockaddr *)&bound, &blen);
+  *port_out = ntohs(family == 6 ? ((struct sockaddr_in6 *)&bound)->sin6_port : ((struct sockaddr_in *)&bound)->sin_port);
+  sf_socket *s = calloc(1, sizeof *s);
+  if (!s) { close(fd); return -ENOMEM; }
+  s->fd = fd;
+  struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)slot};
+  if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev)) { int e = errno; close(fd); free(s); return -e; }
+  l->sockets[slot] = s;
+  return slot;
+}
+
+SF_API void sf_udp_close(sf_loop *l, int slot) {
+  if (slot < 0 || slot >= SF_MAX_SOCKETS || !l->sockets[slot]) return;
+  epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->sockets[slot]->fd, NULL);
+  close(l->sockets[slot]->fd);
+  free(l->sockets[slot]);
+  l->sockets[slot] = NULL;
+}
+
+/* Sends one datagram as it is. Returns bytes sent or -errno. */
+SF_API int sf_udp_send(sf_loop *l, int slot, const uint8_t *addr, int addr_len, const uint8_t *data, int len) {
+  if (slot < 0 || slot >= SF_MAX_SOCKETS || !l->sockets[slot]) return -EBADF;
+  ssize_t n = sendto(l->sockets[slot]->fd, data, len, 0, (const struct sockaddr *)addr, addr_len);
+  return n < 0 ? -errno : (int)n;
+}
+
+/* The hot path: writes an RTP header (version 2, no CSRC, no extension) before
+ * payload, protects it with `srtp` and sends it. Returns bytes sent or < 0. */
+SF_API int sf_send_rtp(sf_loop *l, int slot, const uint8_t *addr, int addr_len, sf_srtp *srtp,
+                       int pt_marker, int seq, uint32_t timestamp, uint32_t ssrc,
+                       const uint8_t *payload, int len) {
+  uint8_t packet[SF_MAX_PACKET + 32];
+  if (len < 0 || len > SF_MAX_PACKET - 12 - 16) return -EMSGSIZE;
+  if (slot < 0 || slot >= SF_MAX_SOCKETS || !l->sockets[slot] || !srtp) return -EBADF;
+  packet[0] = 0x80;
+  packet[1] = (uint8_t)pt_marker;
+  packet[2] = seq >> 8; packet[3] = seq;
+  packet[4] = timestamp >> 24; packet[5] = timestamp >> 16; packet[6] = timestamp >> 8; packet[7] = timestamp;
+  packet[8] = ssrc >> 24; packet[9] = ssrc >> 16; packet[10] = ssrc >> 8; packet[11] = ssrc;
+  memcpy(packet + 12, payload, len);
+  int n = protect(srtp, packet, 12 + len);
+  if (n < 0) return -EPROTO;
+  ssize_t sent = sendto(l->sockets[slot]->fd, packet, n, 0, (const struct sockaddr *)addr, addr_len);
+  return sent < 0 ? -errno : (int)sent;
+}
+
+/* Receive side: RTP arriving on this socket is unprotected with `sink` and only
+ * counted (RTCP, STUN and DTLS still go to JavaScript). NULL detaches. */
+SF_API void sf_udp_set_sink(sf_loop *l, int slot, sf_srtp *sink) {
+  if (slot >= 0 && slot < SF_MAX_SOCKETS && l->sockets[slot]) l->sockets[slot]->sink = sink;
+}
+
+/* Blocks up to timeout_ms for readable sockets (Deno runs it off the main
+ * thread); returns how many are ready. Only one sf_wait at a time per loop. */
+SF_API int sf_wait(sf_loop *l, int timeout_ms) {
+  struct epoll_event evs[SF_MAX_READY];
+  int n = epoll_wait(l->epfd, evs, SF_MAX_READY, timeout_ms);
+  if (n < 0) n = errno == EINTR ? 0 : -errno;
+  l->nready = n > 0 ? n : 0;
+  for (int i = 0; i < l->nready; i++) l->ready[i] = (int)evs[i].data.u32;
+  return n;
+}
+
+static int is_rtp(const uint8_t *p, int len) {
+  /* RFC 7983 demux: 128..191 is RTP/RTCP; RTCP packet types 192..223 (RFC 5761). */
+  return len >= 12 && p[0] >= 128 && p[0] <= 191 && !(p[1] >= 192 && p[1] <= 223);
+}
+
+/* Reads what the last sf_wait found ready into out as records
+ * [slot u16][port u16][family u8][addr 16][len u16][data], in arrival order per
+ * socket. Media for a socket with a sink is consumed here. Returns bytes written;
+ * stops early when out is full (the rest stays queued in the kernel). */
+SF_API int sf_drain(sf_loop *l, uint8_t *out, int cap) {
+  int used = 0;
+  uint8_t buf[SF_MAX_PACKET + 64];
+  for (int r = 0; r < l->nready; r++) {
+    int slot = l->ready[r];
+    sf_socket *s = slot >= 0 && slot < SF_MAX_SOCKETS ? l->sockets[slot] : NULL;
+    if (!s) continue;
+    for (int budget = 0; budget < 4096; budget++) {
+      if (cap - used < 23 + SF_MAX_PACKET) return used;
+      struct sockaddr_storage from;
+      socklen_t flen = sizeof from;
+      ssize_t n = recvfrom(s->fd, buf, sizeof buf, MSG_TRUNC, (struct sockaddr *)&from, &flen);
+      if (n < 0) break;
+      if (n > SF_MAX_PACKET) { l->dropped_oversize++; continue; }
+      if (s->sink && is_rtp(buf, (int)n)) {
+        sf_srtp_unprotect(s->sink, buf, (int)n);
+        continue;
+      }
+      uint8_t *o = out + used;
+      o[0] = slot >> 8; o[1] = slot;
+      memset(o + 5, 0, 16);
+      if (from.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&from;
+        o[2] = ntohs(a->sin6_port) >> 8; o[3] = ntohs(a->sin6_port);
+        o[4] = 6;
+        memcpy(o + 5, &a->sin6_addr, 16);
+      } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&from;
+        o[2] = ntohs(a->sin_port) >> 8; o[3] = ntohs(a->sin_port);
+        o[4] = 4;
+        memcpy(o + 5, &a->sin_addr, 4);
+      }
+      o[21] = n >> 8; o[22] = n;
+      memcpy(o + 23, buf, n);
+      used += 23 + (int)n;
+    }
+  }
+  l->nready = 0;
+  return used;
+}
+
+SF_API void sf_loop_destroy(sf_loop *l) {
+  if (!l) return;
+  for (int i = 0; i < SF_MAX_SOCKETS; i++) sf_udp_close(l, i);
+  close(l->epfd);
+  free(l);
+}
