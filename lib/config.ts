@@ -43,6 +43,11 @@ export interface Config {
   /** How long a room keeps its viewers after its publisher drops, waiting for a reconnect. */
   /** `auto` (rooms with B-frames), `always` or `never`. */
   readonly videoTranscode: "auto" | "always" | "never";
+  /**
+   * Media send path: `native` (libsluice_fanout: SRTP + sendto in one FFI call per
+   * packet), `werift` (werift's own sender), `auto` (native when the library loads).
+   */
+  readonly sendPath: "auto" | "native" | "werift";
   /** Most rooms transcoded at once. */
   readonly maxTranscodes: number;
   /** Scale transcoded video taller than this down; 0 = never. */
@@ -211,6 +216,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: "port",
     default: "0",
     help: "scale transcoded video taller than this down (0: never)",
+  },
+  {
+    flag: "send-path",
+    key: "sendPath",
+    kind: "string",
+    default: "auto",
+    choices: ["auto", "native", "werift"],
+    help: "media send path: native (SRTP+sendto via libsluice_fanout), werift, auto",
   },
   {
     flag: "reconnect-grace",

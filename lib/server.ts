@@ -3,12 +3,18 @@
  *
  * @module
  */
-import type { Config } from "./config.ts";
+import { type Config, ConfigError } from "./config.ts";
 import { logger } from "./log.ts";
 import { PublishKeys, RoomRegistry } from "./room/mod.ts";
 import { startRtmpServer } from "./rtmp/mod.ts";
 import { createApp } from "./http/mod.ts";
-import { TranscodePolicy, WebRtcService } from "./webrtc/mod.ts";
+import {
+  installNativeUdp,
+  loadFanout,
+  type NativeUdp,
+  TranscodePolicy,
+  WebRtcService,
+} from "./webrtc/mod.ts";
 import { openWebhooks } from "./webhooks/mod.ts";
 import { Counter, Gauge, Histogram, MetricsRegistry, startEventLoopLag } from "./metrics.ts";
 
@@ -101,7 +107,18 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     config.transcodeMaxHeight,
     logger("transcode"),
   );
+  let fast: NativeUdp | undefined;
+  if (config.sendPath !== "werift") {
+    const lib = loadFanout();
+    if (!(lib instanceof Error)) fast = installNativeUdp(lib);
+    else if (config.sendPath === "native") {
+      throw new ConfigError(`--send-path native: ${lib.message}`);
+    } else {log.warn("media goes through werift's slower send path: {reason}", {
+        reason: lib.message,
+      });}
+  }
   const webrtc = new WebRtcService(rooms, {
+    fast,
     ice: {
       host: config.host,
       publicIps: config.publicIps,
@@ -145,6 +162,31 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     }),
   );
   metrics.add(new Gauge("sluice_viewers", "Viewers by room", perRoom((r) => r.viewers)));
+  metrics.add(
+    new Gauge("sluice_viewers_by_send_path", "Connected viewers by media send path", function* () {
+      const paths = webrtc.viewersByPath();
+      yield [{ path: "native" }, paths.native];
+      yield [{ path: "werift" }, paths.werift];
+    }),
+  );
+  metrics.add(
+    new Gauge(
+      "sluice_native_send_dropped_packets",
+      "Packets the kernel refused on the native send path (full socket buffer)",
+      function* () {
+        yield [{}, webrtc.fastTotals.dropped];
+      },
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "sluice_nack_retransmitted_packets",
+      "Packets resent for NACKs on the native send path",
+      function* () {
+        yield [{}, webrtc.fastTotals.retransmitted];
+      },
+    ),
+  );
   metrics.add(
     new Gauge("sluice_room_in_bytes", "Media bytes received by room", perRoom((r) => r.bytesIn)),
   );

@@ -23,3 +23,5 @@ export { RoomStream } from "./room_stream.ts";
 export { Viewer } from "./viewer.ts";
 export { RoomTranscode, TranscodePolicy } from "./video_transcode.ts";
 export type { TranscodeMode, TranscodeState } from "./video_transcode.ts";
+export { loadFanout, SrtpContext, SrtpProfile } from "./fast/ffi.ts";
+export { installNativeUdp, NativeUdp } from "./fast/udp.ts";

@@ -19,6 +19,8 @@ import {
 import { Viewer, type ViewerLimits, type ViewerTotals } from "./viewer.ts";
 import type { AudioStats } from "./room_stream.ts";
 import type { TranscodePolicy } from "./video_transcode.ts";
+import type { NativeUdp } from "./fast/udp.ts";
+import type { FastTotals } from "./fast/sender.ts";
 
 /** Room state as viewers are told it. */
 export type ViewerRoomState = "waiting" | "live" | "ended";
@@ -43,6 +45,8 @@ export interface WebRtcOptions extends ViewerLimits {
   readonly transcode?: TranscodePolicy;
   /** Where the audio path reports (metrics). */
   readonly audioStats?: AudioStats;
+  /** The native sockets of the media fast path; absent: werift sends the media. */
+  readonly fast?: NativeUdp;
 }
 
 let nextSessionId = 1;
@@ -74,6 +78,7 @@ export class ViewerSession {
     this.#stream = stream;
     this.#events = events;
     this.#transport = createWeriftTransport(options.ice, {
+      onSendPath: (path, reason) => service.sendPath(this, path, reason),
       onCandidate: (c) => events.candidate(c),
       onKeyframeRequest: () => this.#viewer.keyframeRequest(),
       onState: (state) => {
@@ -85,7 +90,7 @@ export class ViewerSession {
           this.close(state === "failed" ? "ICE failed" : "peer closed");
         }
       },
-    });
+    }, options.fast && { udp: options.fast, totals: service.fastTotals });
     this.#viewer = new Viewer(this.#transport, stream, options, (state) => {
       events.state(state, state === "live" ? room.info() : undefined);
     }, totals);
@@ -146,6 +151,9 @@ export class WebRtcService {
   readonly #streams = new Map<string, RoomStream>();
   readonly #sessions = new Set<ViewerSession>();
   readonly #totals = new Map<string, ViewerTotals>();
+  readonly #paths = new Map<ViewerSession, "native" | "werift">();
+  /** Kernel drops and NACK retransmissions of the native send path. */
+  readonly fastTotals: FastTotals = { dropped: 0, retransmitted: 0 };
 
   constructor(rooms: RoomRegistry, options: WebRtcOptions, log: Logger) {
     this.#rooms = rooms;
@@ -205,9 +213,19 @@ export class WebRtcService {
     return session;
   }
 
+  /** Called by a session when its media path is known. */
+  sendPath(session: ViewerSession, path: "native" | "werift", reason?: string): void {
+    if (this.#sessions.has(session)) this.#paths.set(session, path);
+    if (path === "native") this.#log.debug("session {id}: native send path", { id: session.id });
+    else if (this.#options.fast) {
+      this.#log.warn("session {id}: media through werift: {reason}", { id: session.id, reason });
+    }
+  }
+
   /** Called by a session when it closes. */
   release(session: ViewerSession): void {
     if (!this.#sessions.delete(session)) return;
+    this.#paths.delete(session);
     const room = session.room;
     room.leave();
     const c = session.viewer.counters;
@@ -232,6 +250,13 @@ export class WebRtcService {
     }
     this.#rooms.release(room.name);
     if (!this.#rooms.get(room.name)) this.#totals.delete(room.name);
+  }
+
+  /** Connected viewers by the path their media takes. */
+  viewersByPath(): { native: number; werift: number } {
+    const out = { native: 0, werift: 0 };
+    for (const p of this.#paths.values()) out[p]++;
+    return out;
   }
 
   /** Cumulative output per room of the rooms that exist now. */

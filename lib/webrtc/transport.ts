@@ -1,7 +1,10 @@
 /**
  * The per-viewer send path behind one small interface: one werift peer connection
- * per viewer, its H.264 (and Opus) sender, RTCP feedback surfaced as events.
- * The fan-out work will replace the werift send path behind this same interface.
+ * per viewer for SDP, ICE, DTLS and RTCP, RTCP feedback surfaced as events. Media
+ * goes out through the native fast path (fast/: one FFI call per packet for the
+ * RTP header, SRTP and sendto) once the viewer is connected, or through werift's
+ * own sender when the native library is missing or the path can't be taken over
+ * (a TURN relay, an unknown SRTP profile).
  *
  * @module
  */
@@ -19,6 +22,8 @@ import {
 import { Buffer } from "node:buffer";
 import type { IceServer } from "../config.ts";
 import { applyWeriftFixes, fixSenderReportClock } from "./werift_fixes.ts";
+import { FastPathUnavailable, FastSender, type FastTotals } from "./fast/sender.ts";
+import type { NativeUdp } from "./fast/udp.ts";
 
 applyWeriftFixes();
 
@@ -45,6 +50,8 @@ export interface TransportEvents {
   onKeyframeRequest(kind: "pli" | "fir"): void;
   onState(state: "connected" | "failed" | "closed"): void;
   onCandidate(candidate: RTCIceCandidateLike | null): void;
+  /** Which path the media takes once connected (and why not the fast one). */
+  onSendPath?(path: "native" | "werift", reason?: string): void;
 }
 
 /** A browser-style ICE candidate. */
@@ -152,8 +159,15 @@ function advertisable(candidate: string, host: string): boolean {
   return true;
 }
 
-/** Creates the werift-backed transport of one viewer. */
-export function createWeriftTransport(ice: IceOptions, events: TransportEvents): ViewerTransport {
+/**
+ * Creates the transport of one viewer: werift for signaling and control, media on
+ * the native fast path when `fast` (the installed native sockets) is given.
+ */
+export function createWeriftTransport(
+  ice: IceOptions,
+  events: TransportEvents,
+  fast?: { udp: NativeUdp; totals: FastTotals },
+): ViewerTransport {
   const anyHost = ice.host === "0.0.0.0" || ice.host === "::";
   const pc = new RTCPeerConnection({
     codecs: { video: h264Codecs(), audio: [opusCodec()] },
@@ -179,6 +193,19 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
   let inFlight = 0;
   let closed = false;
   let remoteOffer: string | undefined;
+  let fastSender: FastSender | undefined;
+
+  const takeOverMedia = () => {
+    if (fastSender || !videoSender) return;
+    if (!fast) return events.onSendPath?.("werift", "the native send path is off");
+    try {
+      fastSender = new FastSender(fast.udp, videoSender, audioSender, fast.totals);
+      events.onSendPath?.("native");
+    } catch (err) {
+      if (!(err instanceof FastPathUnavailable)) throw err;
+      events.onSendPath?.("werift", err.message);
+    }
+  };
 
   const waitForGathering = async () => {
     if (pc.iceGatheringState === "complete") return;
@@ -207,6 +234,7 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
   pc.connectionStateChange.subscribe((state) => {
     if (state === "connected") {
       if (connected) return; // an ICE restart reconnects the same session
+      takeOverMedia();
       connected = true;
       events.onState("connected");
     } else if (state === "failed") {
@@ -220,6 +248,11 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
 
   const send = (sender: RTCRtpSender | undefined, packet: SharedRtp) => {
     if (!sender || !connected || closed) return;
+    if (fastSender) {
+      if (sender === videoSender) fastSender.sendVideo(packet);
+      else fastSender.sendAudio(packet);
+      return;
+    }
     const rtp = new RtpPacket(
       new RtpHeader({
         sequenceNumber: packet.sequenceNumber,
@@ -254,7 +287,7 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
       }
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
-      watchKeyframeRequests(videoSender, events);
+      watchFeedback(videoSender, events, (ssrc, lost) => fastSender?.nack(ssrc, lost));
       if (gather) await waitForGathering();
       const sdp = pc.localDescription?.sdp ?? answer.sdp;
       return filterSdpCandidates(sdp, ice.host, ice.publicIps);
@@ -312,7 +345,8 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
       return connected;
     },
     get inFlight() {
-      return inFlight;
+      // The fast path sends synchronously; a full socket buffer counts as "all in flight".
+      return fastSender?.congested ? Infinity : inFlight;
     },
     sendVideo: (packet) => send(videoSender, packet),
     sendAudio: (packet) => send(audioSender, packet),
@@ -320,21 +354,35 @@ export function createWeriftTransport(ice: IceOptions, events: TransportEvents):
       if (closed) return;
       closed = true;
       connected = false;
+      fastSender?.close();
       await pc.close().catch(() => {});
     },
   };
 }
 
 /**
- * Raises PLI (RFC 4585) and FIR (RFC 5104) aimed at the video sender. Read off the
- * DTLS transport, not the sender's own events: werift's RTCP router hands
- * payload-specific feedback to whatever owns the *sender* SSRC first, so a PLI from
- * a client that announced its SSRC in the offer (werift does) went to a receiver
- * and was lost, and a FIR (media source SSRC 0 by RFC 5104; the target is in its
- * entries) reached no one.
+ * Raises PLI (RFC 4585) and FIR (RFC 5104) aimed at the video sender, and hands
+ * generic NACKs (RFC 4585 §6.2.1) to `onNack`. Read off the DTLS transport, not
+ * the sender's own events: werift's RTCP router hands payload-specific feedback to
+ * whatever owns the *sender* SSRC first, so a PLI from a client that announced its
+ * SSRC in the offer (werift does) went to a receiver and was lost, and a FIR
+ * (media source SSRC 0 by RFC 5104; the target is in its entries) reached no one.
  */
-function watchKeyframeRequests(sender: RTCRtpSender, events: TransportEvents): void {
+function watchFeedback(
+  sender: RTCRtpSender,
+  events: TransportEvents,
+  onNack: (mediaSsrc: number, lost: number[]) => void,
+): void {
   sender.dtlsTransport.onRtcp.subscribe((p) => {
+    if (p.type === 205) { // transport-layer feedback
+      const nack = (p as unknown as {
+        feedback?: { count?: number; mediaSourceSsrc?: number; lost?: number[] };
+      }).feedback;
+      if (nack?.count === 1 && nack.mediaSourceSsrc !== undefined && nack.lost) {
+        onNack(nack.mediaSourceSsrc, nack.lost);
+      }
+      return;
+    }
     if (p.type !== 206) return; // payload-specific feedback
     const fb = (p as unknown as {
       feedback?: { count?: number; mediaSsrc?: number; fir?: { ssrc: number }[] };

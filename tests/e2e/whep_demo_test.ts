@@ -72,7 +72,14 @@ Deno.test("whep: status codes, CORS and Link headers", e2e, async (t) => {
 
 Deno.test("demo page: the room appears, a click plays it over WHEP with sound", e2e, async () => {
   await Deno.mkdir(artifacts, { recursive: true });
-  const server = await startTestServer(["--ice-server", "stun:127.0.0.1:3478"]);
+  // werift's own send path (--send-path werift) stays covered here; the other tests
+  // run the native one.
+  const server = await startTestServer([
+    "--ice-server",
+    "stun:127.0.0.1:3478",
+    "--send-path",
+    "werift",
+  ]);
   const browser = await startBrowser();
   let publisher;
   try {
@@ -111,6 +118,10 @@ Deno.test("demo page: the room appears, a click plays it over WHEP with sound", 
     // WHEP resource: the player's session shows as a viewer; Link carries the ICE server.
     const room = await server.api<{ viewers: number }>("/api/rooms/demo-room");
     assert.equal(room.viewers, 1);
+    assert.match(
+      await (await fetch(`${server.httpUrl}/metrics`)).text(),
+      /^sluice_viewers_by_send_path\{path="werift"\} 1$/m,
+    );
 
     // The player's ICE restart (what it does when its path fails) keeps the session
     // and the picture.

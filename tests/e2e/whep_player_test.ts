@@ -120,6 +120,13 @@ Deno.test(
       assert.equal(first.frameHeight, 360);
       assert.match(first.codec ?? "", /H264/);
       assert.equal((await server.api<{ viewers: number }>("/api/rooms/third-party")).viewers, 1);
+      const metrics = await (await fetch(`${server.httpUrl}/metrics`)).text();
+      assert.match(
+        metrics,
+        /^sluice_viewers_by_send_path\{path="native"\} 1$/m,
+        "native send path",
+      );
+      assert.match(metrics, /^sluice_viewers_by_send_path\{path="werift"\} 0$/m);
 
       // ICE restart: the client PATCHes new credentials with If-Match: *; the server
       // answers 200 with its own and a new ETag; Chromium selects a pair of the new
