@@ -58,6 +58,13 @@ export async function startServer(config: Config): Promise<SluiceServer> {
       [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025],
     ),
   );
+  const fanoutTime = metrics.add(
+    new Histogram(
+      "sluice_fanout_seconds",
+      "Video frame in (RTMP message to the room) → its last RTP packet handed to every viewer",
+      [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1],
+    ),
+  );
   const audioCorrupt = metrics.add(
     new Counter("sluice_audio_corrupt_frames_total", "AAC frames replaced by silence"),
   );
@@ -136,6 +143,7 @@ export async function startServer(config: Config): Promise<SluiceServer> {
       corrupt: () => audioCorrupt.inc(),
       dropped: (n) => audioDropped.inc({}, n),
       transcoded: (micros) => audioTime.observe(micros / 1e6),
+      fannedOut: (seconds) => fanoutTime.observe(seconds),
     },
   }, logger("webrtc"));
 

@@ -31,6 +31,11 @@ export interface AudioStats {
   corrupt(): void;
   dropped(n: number): void;
   transcoded(micros: number): void;
+  /**
+   * Seconds from a video frame reaching the stream (the RTMP message handed to the
+   * room, or the transcoder's output) to its last RTP packet handed to every viewer.
+   */
+  fannedOut?(seconds: number): void;
 }
 
 const noAudioStats: AudioStats = { corrupt() {}, dropped() {}, transcoded() {} };
@@ -286,10 +291,12 @@ export class RoomStream implements RoomSubscriber {
 
   /** Packetizes one access unit once and hands it to every viewer. */
   #forward(frame: VideoFrame, lengthSize: 1 | 2 | 4, withAvcC: boolean): void {
+    const start = performance.now();
     const packetized = this.#packetize(frame, lengthSize, withAvcC);
     if (!packetized) return;
     this.#remember(packetized);
     for (const v of this.#viewers) v.video(packetized.packets, packetized.keyframe);
+    if (this.#viewers.size) this.#audioStats.fannedOut?.((performance.now() - start) / 1000);
   }
 
   #timestamp(frame: VideoFrame): number {

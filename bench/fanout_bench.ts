@@ -1,0 +1,388 @@
+/**
+ * Fan-out: one ffmpeg publisher (1280x720 30 fps, 2.5 Mbit/s, AAC), N WebRTC
+ * viewers in separate processes that really decrypt, authenticate and count every
+ * packet (bench/support/fanout_receiver.ts), the server on werift's own send path
+ * and on the native one, side by side in the same run.
+ *
+ * Per N it prints the server's CPU (process CPU time / wall time, % of one core),
+ * µs of server CPU per packet per viewer, loss, reordering, the server's RSS,
+ * viewers per core at that load, and the server-added latency (RTMP message in →
+ * last RTP packet of that frame out, from /metrics). At the end: the ratio of the
+ * two paths and the largest N with < 0.1 % loss on each.
+ *
+ *   deno run --allow-all bench/fanout_bench.ts [--quick] [--counts 25,50,100,200,400]
+ *     [--werift-counts 25,50] [--seconds 10] [--chromium]
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+
+const { values: flags } = parseArgs({
+  args: Deno.args,
+  options: {
+    quick: { type: "boolean", default: false },
+    counts: { type: "string", default: "25,50,100,200,400,600" },
+    "werift-counts": { type: "string", default: "25,50,100" },
+    seconds: { type: "string", default: "10" },
+    "per-process": { type: "string", default: "100" },
+  },
+});
+if (flags.quick) {
+  Object.assign(flags, { counts: "25,100,200", "werift-counts": "25", seconds: "5" });
+}
+const SECONDS = Number(flags.seconds);
+const PER_PROCESS = Number(flags["per-process"]);
+const ROOT = new URL("../", import.meta.url).pathname;
+const CLOCK_TICKS = 100; // USER_HZ
+
+interface Server {
+  pid: number;
+  http: string;
+  rtmp: string;
+  stop(): Promise<void>;
+}
+
+async function startServer(sendPath: string): Promise<Server> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      `${ROOT}main.ts`,
+      "--host",
+      "127.0.0.1",
+      "--rtmp-port",
+      "0",
+      "--http-port",
+      "0",
+      "--data-dir",
+      await Deno.makeTempDir({ prefix: "sluice-bench-" }),
+      "--send-path",
+      sendPath,
+      "--max-viewers",
+      "5000",
+      "--log-level",
+      "warning",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const decoder = new TextDecoder();
+  const ports = await new Promise<[number, number]>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${text}`)), 20_000);
+    (async () => {
+      for await (const chunk of child.stdout) {
+        text += decoder.decode(chunk);
+        const m = /listening rtmp=(\d+) http=(\d+)/.exec(text);
+        if (m) {
+          clearTimeout(timer);
+          resolve([Number(m[1]), Number(m[2])]);
+        }
+      }
+    })();
+  });
+  (async () => {
+    for await (const chunk of child.stderr) {
+      const line = decoder.decode(chunk);
+      if (/error|warn/i.test(line)) console.error(`  server: ${line.trim().slice(0, 300)}`);
+    }
+  })();
+  return {
+    pid: child.pid,
+    rtmp: `rtmp://127.0.0.1:${ports[0]}/live`,
+    http: `http://127.0.0.1:${ports[1]}`,
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}
+
+function publish(url: string): Deno.ChildProcess {
+  return new Deno.Command("ffmpeg", {
+    args: [
+      ..."-nostdin -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=1280x720:rate=30"
+        .split(" "),
+      ..."-f lavfi -i sine=f=440:sample_rate=48000 -t 900 -c:v libx264 -preset ultrafast"
+        .split(" "),
+      ..."-tune zerolatency -b:v 2500k -maxrate 2500k -bufsize 1250k -g 60 -pix_fmt yuv420p"
+        .split(" "),
+      ..."-c:a aac -b:a 128k -f flv".split(" "),
+      url,
+    ],
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+}
+
+/** utime + stime of a process in seconds, and its RSS in MiB. */
+async function usage(pid: number): Promise<{ cpu: number; rssMiB: number }> {
+  const stat = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1].split(" ");
+  const cpu = (Number(stat[11]) + Number(stat[12])) / CLOCK_TICKS;
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return { cpu, rssMiB: rssKiB / 1024 };
+}
+
+interface ViewerStats {
+  received: number;
+  expected: number;
+  reordered: number;
+  authFailures: number;
+  bytes: number;
+}
+
+class Receivers {
+  readonly #procs: { child: Deno.ChildProcess; lines: string[]; waiters: (() => void)[] }[] = [];
+  readonly #writers: WritableStreamDefaultWriter<Uint8Array>[] = [];
+
+  constructor(whep: string, n: number) {
+    for (let left = n; left > 0; left -= PER_PROCESS) {
+      const count = Math.min(PER_PROCESS, left);
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-all",
+          `${ROOT}bench/support/fanout_receiver.ts`,
+          whep,
+          String(count),
+        ],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      const proc = { child, lines: [] as string[], waiters: [] as (() => void)[] };
+      this.#procs.push(proc);
+      this.#writers.push(child.stdin.getWriter());
+      (async () => {
+        let buf = "";
+        for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+          buf += chunk;
+          let i;
+          while ((i = buf.indexOf("\n")) >= 0) {
+            proc.lines.push(buf.slice(0, i));
+            buf = buf.slice(i + 1);
+            for (const w of proc.waiters.splice(0)) w();
+          }
+        }
+      })();
+    }
+  }
+
+  get pids(): number[] {
+    return this.#procs.map((p) => p.child.pid);
+  }
+
+  /** Waits until every process reports all its viewers connected or failed. */
+  async ready(n: number, timeoutMs: number): Promise<{ connected: number; failed: number }> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      let connected = 0, failed = 0;
+      for (const p of this.#procs) {
+        const last = [...p.lines].reverse().find((l) => l.includes('"connected"'));
+        if (last) {
+          const r = JSON.parse(last);
+          connected += r.connected;
+          failed += r.failed;
+        }
+      }
+      if (connected + failed >= n || performance.now() > deadline) return { connected, failed };
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  async stats(): Promise<ViewerStats[]> {
+    const all: ViewerStats[] = [];
+    await Promise.all(this.#procs.map(async (p, i) => {
+      const before = p.lines.length;
+      await this.#writers[i].write(new TextEncoder().encode("stats\n"));
+      for (;;) {
+        const line = p.lines.slice(before).find((l) => l.startsWith('{"stats"'));
+        if (line) {
+          all.push(...JSON.parse(line).stats);
+          return;
+        }
+        await new Promise<void>((r) => p.waiters.push(r));
+      }
+    }));
+    return all;
+  }
+
+  async quit(): Promise<void> {
+    await Promise.all(this.#procs.map(async (p, i) => {
+      await this.#writers[i].write(new TextEncoder().encode("quit\n")).catch(() => {});
+      const timer = setTimeout(() => p.child.kill("SIGKILL"), 15_000);
+      await p.child.status;
+      clearTimeout(timer);
+    }));
+  }
+}
+
+/** Quantiles of a Prometheus histogram's growth between two scrapes. */
+function histogramQuantiles(
+  before: string,
+  after: string,
+  name: string,
+  qs: number[],
+): (number | undefined)[] {
+  const buckets = (text: string) => {
+    const out = new Map<number, number>();
+    const re = new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)$`, "gm");
+    for (const m of text.matchAll(re)) {
+      out.set(m[1] === "+Inf" ? Infinity : Number(m[1]), Number(m[2]));
+    }
+    return out;
+  };
+  const a = buckets(before), b = buckets(after);
+  const les = [...b.keys()].sort((x, y) => x - y);
+  const counts = les.map((le) => (b.get(le) ?? 0) - (a.get(le) ?? 0));
+  const total = counts[counts.length - 1] ?? 0;
+  return qs.map((q) => {
+    if (!total) return undefined;
+    const i = counts.findIndex((c) => c >= q * total);
+    return les[i];
+  });
+}
+
+interface Row {
+  path: string;
+  n: number;
+  connected: number;
+  cpuPct: number;
+  usPerPacketViewer: number;
+  lossPct: number;
+  reordered: number;
+  rssMiB: number;
+  viewersPerCore: number;
+  packetsPerViewerS: number;
+  mbitPerViewer: number;
+  latencyP50Ms?: number;
+  latencyP99Ms?: number;
+}
+
+async function measure(server: Server, path: string, n: number): Promise<Row | undefined> {
+  const receivers = new Receivers(`${server.http}/whep/bench`, n);
+  try {
+    const up = await receivers.ready(n, 30_000 + n * 300);
+    if (up.connected === 0) {
+      console.log(`  ${path} N=${n}: no viewer connected (${up.failed} failed)`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 3000)); // warm-up: GOP replays, PLIs settle
+    const m0 = await (await fetch(`${server.http}/metrics`)).text();
+    const s0 = await receivers.stats();
+    const u0 = await usage(server.pid);
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, SECONDS * 1000));
+    const s1 = await receivers.stats();
+    const u1 = await usage(server.pid);
+    const t1 = performance.now();
+    const m1 = await (await fetch(`${server.http}/metrics`)).text();
+    let received = 0, expected = 0, reordered = 0, bytes = 0;
+    for (let i = 0; i < s1.length; i++) {
+      received += s1[i].received - (s0[i]?.received ?? 0);
+      expected += s1[i].expected - (s0[i]?.expected ?? 0);
+      reordered += s1[i].reordered - (s0[i]?.reordered ?? 0);
+      bytes += s1[i].bytes - (s0[i]?.bytes ?? 0);
+    }
+    const wall = (t1 - t0) / 1000;
+    const cpu = u1.cpu - u0.cpu;
+    const [p50, p99] = histogramQuantiles(m0, m1, "sluice_fanout_seconds", [0.5, 0.99]);
+    return {
+      path,
+      n,
+      connected: up.connected,
+      cpuPct: (cpu / wall) * 100,
+      usPerPacketViewer: received ? (cpu * 1e6) / received : NaN,
+      lossPct: expected ? Math.max(0, (1 - received / expected) * 100) : 100,
+      reordered,
+      rssMiB: u1.rssMiB,
+      viewersPerCore: cpu ? up.connected / (cpu / wall) : NaN,
+      packetsPerViewerS: received / up.connected / wall,
+      mbitPerViewer: (bytes * 8) / up.connected / wall / 1e6,
+      latencyP50Ms: p50 === undefined ? undefined : p50 * 1000,
+      latencyP99Ms: p99 === undefined ? undefined : p99 * 1000,
+    };
+  } finally {
+    await receivers.quit();
+    // Let the server settle (sessions closed) before the next N.
+    for (let i = 0; i < 40; i++) {
+      const rooms = await (await fetch(`${server.http}/api/rooms/bench`)).json().catch(() => ({}));
+      if (!rooms.viewers) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+const fmt = (x: number | undefined, d = 1) =>
+  x === undefined || Number.isNaN(x) ? "–" : x.toFixed(d);
+
+const rows: Row[] = [];
+console.log(
+  `machine: ${Deno.build.os} ${Deno.build.arch}, ${navigator.hardwareConcurrency} cores, ` +
+    `Deno ${Deno.version.deno}; stream 1280x720 30 fps 2.5 Mbit/s + AAC→Opus; ` +
+    `${SECONDS} s per point, viewers ${PER_PROCESS} per receiver process`,
+);
+console.log(
+  "path    N     up   server CPU  µs/pkt/viewer  loss %   reordered  RSS MiB  viewers/core" +
+    "  pkt/s/viewer  Mbit/s/viewer  latency p50/p99 ms",
+);
+for (
+  const [path, counts] of [
+    ["werift", flags["werift-counts"]!],
+    ["native", flags.counts!],
+  ] as const
+) {
+  const server = await startServer(path);
+  const publisher = publish(`${server.rtmp}/bench`);
+  try {
+    for (let i = 0; i < 40; i++) {
+      const r = await (await fetch(`${server.http}/api/rooms/bench`)).json().catch(() => ({}));
+      if (r.live) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    for (const n of counts.split(",").map(Number)) {
+      const row = await measure(server, path, n);
+      if (!row) break;
+      rows.push(row);
+      console.log(
+        `${path.padEnd(7)} ${String(n).padStart(4)} ${String(row.connected).padStart(5)}` +
+          `  ${fmt(row.cpuPct).padStart(9)} %  ${fmt(row.usPerPacketViewer, 2).padStart(12)}` +
+          `  ${fmt(row.lossPct, 3).padStart(7)}  ${String(row.reordered).padStart(9)}` +
+          `  ${fmt(row.rssMiB, 0).padStart(7)}  ${fmt(row.viewersPerCore, 0).padStart(12)}` +
+          `  ${fmt(row.packetsPerViewerS, 0).padStart(12)}  ${
+            fmt(row.mbitPerViewer, 2).padStart(13)
+          }` +
+          `  ${fmt(row.latencyP50Ms, 1)}/${fmt(row.latencyP99Ms, 1)}`,
+      );
+      if (row.lossPct > 5 || row.cpuPct > 95) break; // saturated: larger N only hurts
+    }
+  } finally {
+    publisher.kill("SIGTERM");
+    await publisher.status;
+    await server.stop();
+  }
+}
+
+const at = (path: string, n: number) => rows.find((r) => r.path === path && r.n === n);
+for (const n of new Set(rows.map((r) => r.n))) {
+  const w = at("werift", n), f = at("native", n);
+  if (w && f) {
+    console.log(
+      `N=${n}: werift ${fmt(w.usPerPacketViewer, 2)} µs vs native ${
+        fmt(f.usPerPacketViewer, 2)
+      } µs` +
+        ` per packet per viewer: ${fmt(w.usPerPacketViewer / f.usPerPacketViewer, 1)}× less CPU`,
+    );
+  }
+}
+for (const path of ["werift", "native"]) {
+  const ok = rows.filter((r) => r.path === path && r.lossPct < 0.1);
+  const best = ok.sort((a, b) => b.n - a.n)[0];
+  if (best) {
+    console.log(
+      `${path}: largest N with < 0.1 % loss: ${best.n} (server ${fmt(best.cpuPct)} % of a core` +
+        ` → ${fmt(best.viewersPerCore, 0)} viewers per core at that load)`,
+    );
+  }
+}
