@@ -47,6 +47,10 @@ async function startServer(sendPath: string): Promise<Server> {
     args: [
       "run",
       "--allow-all",
+      // e.g. BENCH_SERVER_V8_FLAGS=--prof to profile the server (node --prof-process).
+      ...(Deno.env.get("BENCH_SERVER_V8_FLAGS")
+        ? [`--v8-flags=${Deno.env.get("BENCH_SERVER_V8_FLAGS")}`]
+        : []),
       `${ROOT}main.ts`,
       "--host",
       "127.0.0.1",
@@ -60,37 +64,41 @@ async function startServer(sendPath: string): Promise<Server> {
       sendPath,
       "--max-viewers",
       "5000",
-      "--log-level",
-      "warning",
     ],
     stdout: "piped",
     stderr: "piped",
   }).spawn();
   let text = "";
-  const decoder = new TextDecoder();
-  const ports = await new Promise<[number, number]>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${text}`)), 20_000);
+  let found: (ports: [number, number]) => void = () => {};
+  const ports = new Promise<[number, number]>((resolve) => found = resolve);
+  for (const stream of [child.stdout, child.stderr]) {
     (async () => {
-      for await (const chunk of child.stdout) {
-        text += decoder.decode(chunk);
+      const decoder = new TextDecoder();
+      for await (const chunk of stream) {
+        const s = decoder.decode(chunk);
+        if (text.length < 100_000) text += s;
         const m = /listening rtmp=(\d+) http=(\d+)/.exec(text);
-        if (m) {
-          clearTimeout(timer);
-          resolve([Number(m[1]), Number(m[2])]);
+        if (m) found([Number(m[1]), Number(m[2])]);
+        for (const line of s.split("\n")) {
+          if (/"level":"(error|fatal)"|\b(ERR|FTL)\b/.test(line)) {
+            console.error(`  server: ${line.trim().slice(0, 300)}`);
+          }
         }
       }
     })();
-  });
-  (async () => {
-    for await (const chunk of child.stderr) {
-      const line = decoder.decode(chunk);
-      if (/error|warn/i.test(line)) console.error(`  server: ${line.trim().slice(0, 300)}`);
-    }
-  })();
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const [rtmpPort, httpPort] = await Promise.race([
+    ports,
+    new Promise<never>((_, reject) =>
+      timer = setTimeout(() => reject(new Error(`server did not start:\n${text}`)), 20_000)
+    ),
+  ]);
+  clearTimeout(timer);
   return {
     pid: child.pid,
-    rtmp: `rtmp://127.0.0.1:${ports[0]}/live`,
-    http: `http://127.0.0.1:${ports[1]}`,
+    rtmp: `rtmp://127.0.0.1:${rtmpPort}/live`,
+    http: `http://127.0.0.1:${httpPort}`,
     async stop() {
       child.kill("SIGTERM");
       await child.status;
@@ -288,6 +296,13 @@ async function measure(server: Server, path: string, n: number): Promise<Row | u
     const wall = (t1 - t0) / 1000;
     const cpu = u1.cpu - u0.cpu;
     const [p50, p99] = histogramQuantiles(m0, m1, "sluice_fanout_seconds", [0.5, 0.99]);
+    const gauge = (text: string, name: string) =>
+      Number(new RegExp(`^${name}(?:\\{\\})? (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+    const inPerS = (gauge(m1, "sluice_native_udp_datagrams_in") -
+      gauge(m0, "sluice_native_udp_datagrams_in")) / ((t1 - t0) / 1000);
+    if (Number.isFinite(inPerS) && inPerS > 0) {
+      console.log(`  (server read ${inPerS.toFixed(0)} control datagrams/s from its viewers)`);
+    }
     return {
       path,
       n,

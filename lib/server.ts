@@ -188,6 +188,15 @@ export async function startServer(config: Config): Promise<SluiceServer> {
   );
   metrics.add(
     new Gauge(
+      "sluice_native_udp_datagrams_in",
+      "Datagrams read from the native sockets (STUN, DTLS, RTCP) since start",
+      function* () {
+        yield [{}, fast?.datagramsIn ?? 0];
+      },
+    ),
+  );
+  metrics.add(
+    new Gauge(
       "sluice_nack_retransmitted_packets",
       "Packets resent for NACKs on the native send path",
       function* () {

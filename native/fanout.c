@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,6 +67,7 @@ typedef struct {
   HMAC_CTX *hmac;
   sf_stream streams[SF_MAX_STREAMS];
   int nstreams;
+  uint32_t rtcp_index; /* SRTCP contexts: index of the last packet protected */
   uint64_t other_drops; /* sink: streams beyond SF_MAX_STREAMS, malformed */
 } sf_srtp;
 
@@ -88,21 +90,19 @@ static int derive(const uint8_t *master_key, const uint8_t *master_salt, int sal
 
 SF_API int sf_abi_version(void) { return SF_ABI_VERSION; }
 
-/* Creates an SRTP context for one direction from its DTLS-SRTP master key (16
- * bytes) and salt (14 bytes for profile 1, 12 for profile 7). NULL on error. */
-SF_API sf_srtp *sf_srtp_create(int profile, const uint8_t *master_key, const uint8_t *master_salt) {
+static sf_srtp *create(int profile, const uint8_t *master_key, const uint8_t *master_salt, uint8_t base) {
   if (profile != PROFILE_CM_SHA1_80 && profile != PROFILE_GCM_128) return NULL;
   sf_srtp *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->profile = profile;
   int salt_len = profile == PROFILE_GCM_128 ? 12 : 14;
-  if (derive(master_key, master_salt, salt_len, 0x00, s->key, 16) ||
-      derive(master_key, master_salt, salt_len, 0x02, s->salt, salt_len))
+  if (derive(master_key, master_salt, salt_len, base + 0, s->key, 16) ||
+      derive(master_key, master_salt, salt_len, base + 2, s->salt, salt_len))
     goto fail;
   s->cipher = EVP_CIPHER_CTX_new();
   if (!s->cipher) goto fail;
   if (profile == PROFILE_CM_SHA1_80) {
-    if (derive(master_key, master_salt, salt_len, 0x01, s->auth, 20)) goto fail;
+    if (derive(master_key, master_salt, salt_len, base + 1, s->auth, 20)) goto fail;
     if (!EVP_EncryptInit_ex(s->cipher, EVP_aes_128_ctr(), NULL, s->key, NULL)) goto fail;
     s->hmac = HMAC_CTX_new();
     if (!s->hmac || !HMAC_Init_ex(s->hmac, s->auth, 20, EVP_sha1(), NULL)) goto fail;
@@ -115,6 +115,17 @@ fail:
   if (s->hmac) HMAC_CTX_free(s->hmac);
   free(s);
   return NULL;
+}
+
+/* Creates an SRTP context for one direction from its DTLS-SRTP master key (16
+ * bytes) and salt (14 bytes for profile 1, 12 for profile 7). NULL on error. */
+SF_API sf_srtp *sf_srtp_create(int profile, const uint8_t *master_key, const uint8_t *master_salt) {
+  return create(profile, master_key, master_salt, 0x00);
+}
+
+/* The SRTCP context of the same master key and salt (key derivation labels 3-5). */
+SF_API sf_srtp *sf_srtcp_create(int profile, const uint8_t *master_key, const uint8_t *master_salt) {
+  return create(profile, master_key, master_salt, 0x03);
 }
 
 SF_API void sf_srtp_destroy(sf_srtp *s) {
@@ -211,6 +222,46 @@ static int protect(sf_srtp *s, uint8_t *packet, int len) {
       !EVP_CIPHER_CTX_ctrl(s->cipher, EVP_CTRL_GCM_GET_TAG, 16, packet + len))
     return -1;
   return len + 16;
+}
+
+/* SRTCP (RFC 3711 §3.4, RFC 7714 §9): encrypts an RTCP compound packet after its
+ * first 8 bytes, appends E=1 and the next SRTCP index, and the tag. `out` needs
+ * len + 20 bytes. Returns the protected length or -1. */
+SF_API int sf_srtcp_protect(sf_srtp *s, const uint8_t *rtcp, int len, uint8_t *out) {
+  if (!s || len < 8 || len > SF_MAX_PACKET - 20) return -1;
+  uint32_t ssrc = ((uint32_t)rtcp[4] << 24) | (rtcp[5] << 16) | (rtcp[6] << 8) | rtcp[7];
+  uint32_t index = s->rtcp_index = (s->rtcp_index + 1) & 0x7fffffff;
+  uint8_t e[4] = {0x80 | (index >> 24), index >> 16, index >> 8, index};
+  int n = 0, tmp = 0;
+  memcpy(out, rtcp, 8);
+  if (s->profile == PROFILE_CM_SHA1_80) {
+    uint8_t iv[16] = {0};
+    memcpy(iv, s->salt, 14);
+    iv[4] ^= ssrc >> 24; iv[5] ^= ssrc >> 16; iv[6] ^= ssrc >> 8; iv[7] ^= ssrc;
+    iv[10] ^= index >> 24; iv[11] ^= index >> 16; iv[12] ^= index >> 8; iv[13] ^= index;
+    if (!EVP_EncryptInit_ex(s->cipher, NULL, NULL, NULL, iv) ||
+        !EVP_EncryptUpdate(s->cipher, out + 8, &n, rtcp + 8, len - 8))
+      return -1;
+    memcpy(out + len, e, 4);
+    uint8_t tag[20];
+    unsigned int tl = 0;
+    if (!HMAC_Init_ex(s->hmac, NULL, 0, NULL, NULL) || !HMAC_Update(s->hmac, out, len + 4) ||
+        !HMAC_Final(s->hmac, tag, &tl))
+      return -1;
+    memcpy(out + len + 4, tag, 10);
+    return len + 14;
+  }
+  uint8_t iv[12] = {0, 0, ssrc >> 24, ssrc >> 16, ssrc >> 8, ssrc, 0, 0, index >> 24, index >> 16, index >> 8, index};
+  for (int i = 0; i < 12; i++) iv[i] ^= s->salt[i];
+  if (!EVP_EncryptInit_ex(s->cipher, NULL, NULL, NULL, iv) ||
+      !EVP_EncryptUpdate(s->cipher, NULL, &tmp, rtcp, 8) ||
+      !EVP_EncryptUpdate(s->cipher, NULL, &tmp, e, 4) ||
+      !EVP_EncryptUpdate(s->cipher, out + 8, &n, rtcp + 8, len - 8) ||
+      !EVP_EncryptFinal_ex(s->cipher, out + 8 + n, &tmp) ||
+      !EVP_CIPHER_CTX_ctrl(s->cipher, EVP_CTRL_GCM_GET_TAG, 16, out + len))
+    return -1;
+  memcpy(out + len + 16, e, 4);
+  return len + 20;
 }
 
 /* Protects an RTP packet given as bytes: out gets the SRTP packet (room for len + 16). */
@@ -429,6 +480,107 @@ SF_API int sf_send_rtp(sf_loop *l, int slot, const uint8_t *addr, int addr_len, 
   int n = protect(srtp, packet, 12 + len);
   if (n < 0) return -EPROTO;
   ssize_t sent = sendto(l->sockets[slot]->fd, packet, n, 0, (const struct sockaddr *)addr, addr_len);
+  return sent < 0 ? -errno : (int)sent;
+}
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#define SF_GSO_MAX_SEGMENTS 64
+#define SF_GSO_MAX_BYTES 65000
+
+static int gso_unavailable; /* set once the kernel refuses UDP_SEGMENT */
+
+static ssize_t send_segments(int fd, const uint8_t *addr, int addr_len, uint8_t *buf, int len, int seg) {
+  if (len == seg || gso_unavailable) {
+    if (len == seg) return sendto(fd, buf, len, 0, (const struct sockaddr *)addr, addr_len);
+  } else {
+    char control[CMSG_SPACE(sizeof(uint16_t))] = {0};
+    struct iovec iov = {.iov_base = buf, .iov_len = (size_t)len};
+    struct msghdr msg = {.msg_name = (void *)addr, .msg_namelen = (socklen_t)addr_len,
+                         .msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = control, .msg_controllen = sizeof control};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t gso = (uint16_t)seg;
+    memcpy(CMSG_DATA(cm), &gso, sizeof gso);
+    ssize_t n = sendmsg(fd, &msg, 0);
+    if (n >= 0 || (errno != EIO && errno != EINVAL && errno != ENOPROTOOPT && errno != EOPNOTSUPP))
+      return n;
+    gso_unavailable = 1; /* no UDP GSO here (old kernel, device): datagram by datagram */
+  }
+  ssize_t total = 0;
+  for (int off = 0; off < len; off += seg) {
+    int n = len - off < seg ? len - off : seg;
+    ssize_t r = sendto(fd, buf + off, n, 0, (const struct sockaddr *)addr, addr_len);
+    if (r < 0) return total ? total : r;
+    total += r;
+  }
+  return total;
+}
+
+/*
+ * One video frame to one viewer in as few system calls as UDP GSO allows: `count`
+ * payloads packed back to back in `payloads`, their lengths in `lens` (bit 15: the
+ * RTP marker), sequence numbers first_seq, first_seq + 1, …, one timestamp. Each
+ * is written with its RTP header, protected, and runs of equal-size packets leave
+ * in one sendmsg(UDP_SEGMENT). Returns packets sent, or a negative errno when
+ * none was (a partial send returns the count that left).
+ */
+SF_API int sf_send_rtp_frame(sf_loop *l, int slot, const uint8_t *addr, int addr_len, sf_srtp *srtp,
+                             int payload_type, int first_seq, uint32_t timestamp, uint32_t ssrc,
+                             const uint8_t *payloads, const uint16_t *lens, int count) {
+  static __thread uint8_t buf[SF_GSO_MAX_BYTES + SF_MAX_PACKET + 64];
+  if (slot < 0 || slot >= SF_MAX_SOCKETS || !l->sockets[slot] || !srtp) return -EBADF;
+  int fd = l->sockets[slot]->fd, sent = 0, used = 0, seg = 0, segs = 0, group_start = 0;
+  const uint8_t *p = payloads;
+  for (int i = 0; i <= count; i++) {
+    int size = 0, len = 0, marker = 0;
+    if (i < count) {
+      len = lens[i] & 0x7fff;
+      marker = lens[i] >> 15;
+      if (len > SF_MAX_PACKET - 12 - 16) return sent ? sent : -EMSGSIZE;
+      size = 12 + len + (srtp->profile == PROFILE_GCM_128 ? 16 : 10);
+    }
+    /* Flush the run when this packet can't join it: the end, another size after a
+     * full-size run, a shorter one already ended it, or the limits. */
+    int joins = i < count && segs > 0 && size <= seg && used + size <= SF_GSO_MAX_BYTES &&
+                segs < SF_GSO_MAX_SEGMENTS && (used - group_start) == segs * seg;
+    if (segs > 0 && !joins) {
+      ssize_t n = send_segments(fd, addr, addr_len, buf + group_start, used - group_start, seg);
+      if (n < 0) return sent ? sent : -errno;
+      sent += segs;
+      used = group_start = 0;
+      segs = 0;
+    }
+    if (i == count) break;
+    if (segs == 0) seg = size;
+    uint8_t *o = buf + used;
+    int seq = (first_seq + i) & 0xffff;
+    o[0] = 0x80;
+    o[1] = (uint8_t)((marker << 7) | payload_type);
+    o[2] = seq >> 8; o[3] = seq;
+    o[4] = timestamp >> 24; o[5] = timestamp >> 16; o[6] = timestamp >> 8; o[7] = timestamp;
+    o[8] = ssrc >> 24; o[9] = ssrc >> 16; o[10] = ssrc >> 8; o[11] = ssrc;
+    memcpy(o + 12, p, len);
+    p += len;
+    if (protect(srtp, o, 12 + len) != size) return sent ? sent : -EPROTO;
+    used += size;
+    segs++;
+  }
+  return sent;
+}
+
+/* Protects an RTCP compound packet with an SRTCP context and sends it. */
+SF_API int sf_send_rtcp(sf_loop *l, int slot, const uint8_t *addr, int addr_len, sf_srtp *srtcp,
+                        const uint8_t *rtcp, int len) {
+  uint8_t out[SF_MAX_PACKET + 32];
+  if (slot < 0 || slot >= SF_MAX_SOCKETS || !l->sockets[slot]) return -EBADF;
+  int n = sf_srtcp_protect(srtcp, rtcp, len, out);
+  if (n < 0) return -EPROTO;
+  ssize_t sent = sendto(l->sockets[slot]->fd, out, n, 0, (const struct sockaddr *)addr, addr_len);
   return sent < 0 ? -errno : (int)sent;
 }
 

@@ -101,6 +101,11 @@ export interface ViewerTransport {
   readonly connected: boolean;
   /** Sends one video RTP packet (sequence number and timestamp already per viewer). */
   sendVideo(packet: SharedRtp): void;
+  /**
+   * Sends a room frame's packets under this viewer's sequence numbers (`firstSeq`,
+   * `firstSeq + 1`, …) and `timestamp`.
+   */
+  sendVideoFrame(packets: readonly SharedRtp[], firstSeq: number, timestamp: number): void;
   /** Sends one audio RTP packet. */
   sendAudio(packet: SharedRtp): void;
   /** Packets handed to the stack whose send has not completed. */
@@ -349,6 +354,14 @@ export function createWeriftTransport(
       return fastSender?.congested ? Infinity : inFlight;
     },
     sendVideo: (packet) => send(videoSender, packet),
+    sendVideoFrame(packets, firstSeq, timestamp) {
+      if (fastSender && connected && !closed) {
+        return fastSender.sendVideoFrame(packets, firstSeq, timestamp);
+      }
+      packets.forEach((p, i) =>
+        send(videoSender, { ...p, sequenceNumber: (firstSeq + i) & 0xffff, timestamp })
+      );
+    },
     sendAudio: (packet) => send(audioSender, packet),
     async close() {
       if (closed) return;

@@ -117,20 +117,26 @@ export class Viewer implements StreamViewer {
         this.#seqOffset = (this.#lastSeq + 1 - packets[0].sequenceNumber) & 0xffff;
       }
     }
-    for (const p of packets) {
-      this.#send({ ...p, sequenceNumber: (p.sequenceNumber + this.#seqOffset) & 0xffff });
-    }
+    this.#sendFrame(
+      packets,
+      (packets[0].sequenceNumber + this.#seqOffset) & 0xffff,
+      packets[0].timestamp,
+    );
     this.counters.framesSent++;
   }
 
-  #send(packet: SharedRtp): void {
+  /** One frame's packets under this viewer's sequence numbers from `firstSeq`. */
+  #sendFrame(packets: readonly SharedRtp[], firstSeq: number, timestamp: number): void {
+    if (packets.length === 0) return;
     this.firstPacketAt ??= performance.now();
-    this.#transport.sendVideo(packet);
-    this.#totals.packets++;
-    this.#totals.bytes += packet.payload.length;
-    this.#lastSeq = packet.sequenceNumber;
-    this.#lastTs = packet.timestamp;
-    this.counters.packetsSent++;
+    this.#transport.sendVideoFrame(packets, firstSeq, timestamp);
+    let bytes = 0;
+    for (const p of packets) bytes += p.payload.length;
+    this.#totals.packets += packets.length;
+    this.#totals.bytes += bytes;
+    this.#lastSeq = (firstSeq + packets.length - 1) & 0xffff;
+    this.#lastTs = timestamp;
+    this.counters.packetsSent += packets.length;
   }
 
   /**
@@ -156,10 +162,8 @@ export class Viewer implements StreamViewer {
       ? (lastTs - gop.length + 1) >>> 0
       : (this.#lastTs + 1) >>> 0;
     for (const frame of gop) {
-      for (const p of frame.packets) {
-        this.#send({ ...p, sequenceNumber: seq, timestamp: ts });
-        seq = (seq + 1) & 0xffff;
-      }
+      this.#sendFrame(frame.packets, seq, ts);
+      seq = (seq + frame.packets.length) & 0xffff;
       ts = (ts + 1) >>> 0;
       this.counters.framesSent++;
     }

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { RtpHeader, RtpPacket, SrtpSession } from "werift";
+import { RtcpPacketConverter, RtpHeader, RtpPacket, SrtcpSession, SrtpSession } from "werift";
 import { loadFanout, NativeLoop, SrtpContext, SrtpProfile } from "../../lib/webrtc/fast/ffi.ts";
 import { mulberry32 } from "../support/prng.ts";
 
@@ -104,6 +104,60 @@ for (
   });
 }
 
+for (
+  const [name, profile] of [
+    ["AES_CM_128_HMAC_SHA1_80", SrtpProfile.AES128_CM_HMAC_SHA1_80],
+    ["AEAD_AES_128_GCM", SrtpProfile.AEAD_AES_128_GCM],
+  ] as const
+) {
+  Deno.test({
+    name: `native SRTCP ${name}: werift decrypts the sender reports it protects`,
+    ignore,
+    fn() {
+      const fanout = lib as Exclude<typeof lib, Error>;
+      const k = keys(mulberry32(profile * 77), profile === SrtpProfile.AEAD_AES_128_GCM ? 12 : 14);
+      const native = new SrtpContext(fanout, profile, k.key, k.salt, "rtcp");
+      const werift = new SrtcpSession({
+        profile: profile as 1,
+        keys: {
+          localMasterKey: Buffer.from(k.key),
+          localMasterSalt: Buffer.from(k.salt),
+          remoteMasterKey: Buffer.from(k.key),
+          remoteMasterSalt: Buffer.from(k.salt),
+        },
+      });
+      for (let i = 0; i < 50; i++) {
+        // SR + SDES CNAME as the fast path builds them.
+        const sr = new Uint8Array(28 + 16);
+        const v = new DataView(sr.buffer);
+        v.setUint8(0, 0x80);
+        v.setUint8(1, 200);
+        v.setUint16(2, 6);
+        v.setUint32(4, 0xdeadbeef);
+        v.setBigUint64(8, 0x1234567890abcdefn + BigInt(i));
+        v.setUint32(16, i * 3000);
+        v.setUint32(20, i);
+        v.setUint32(24, i * 1000);
+        v.setUint8(28, 0x81);
+        v.setUint8(29, 202);
+        v.setUint16(30, 3);
+        v.setUint32(32, 0xdeadbeef);
+        v.setUint8(36, 1);
+        v.setUint8(37, 4);
+        sr.set(new TextEncoder().encode("cnam"), 38);
+        const protectedRtcp = native.protectRtcp(sr);
+        const opened = new Uint8Array(werift.decrypt(Buffer.from(protectedRtcp)));
+        assert.deepEqual(opened, sr, `report ${i}`);
+        const [report] = RtcpPacketConverter.deSerialize(Buffer.from(opened)) as unknown as {
+          senderInfo: { packetCount: number };
+        }[];
+        assert.equal(report.senderInfo.packetCount, i);
+      }
+      native.destroy();
+    },
+  });
+}
+
 Deno.test({
   name: "native UDP: datagrams arrive in order, with their source, through the loop",
   ignore,
@@ -166,6 +220,37 @@ Deno.test({
           authFailures: 0,
         },
       );
+      // A frame in one call (UDP GSO runs of equal-size packets): every packet arrives
+      // as its own datagram, in order, with its sequence number, marker and payload.
+      loop.setSink(b.slot, null);
+      const sizes = [1200, 1200, 1200, 700, 33, 1200, 1200, 90, 1200];
+      const frame = sizes.map((n, i) =>
+        Uint8Array.from({ length: n }, (_, j) => (i * 7 + j) & 255)
+      );
+      const packed = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
+      let at = 0;
+      for (const f of frame) {
+        packed.set(f, at);
+        at += f.length;
+      }
+      const lens = Uint16Array.from(sizes, (n, i) => n | (i === sizes.length - 1 ? 0x8000 : 0));
+      const rx2 = new SrtpContext(fanout, SrtpProfile.AES128_CM_HMAC_SHA1_80, k.key, k.salt);
+      const tx2 = new SrtpContext(fanout, SrtpProfile.AES128_CM_HMAC_SHA1_80, k.key, k.salt);
+      assert.equal(
+        loop.sendRtpFrame(a.slot, to, tx2.handle, 97, 65_533, 123456, 7, packed, lens),
+        sizes.length,
+      );
+      const arrived: Uint8Array[] = [];
+      while (arrived.length < sizes.length) {
+        assert.ok(await loop.wait(2000) > 0, `${arrived.length} of the frame's packets arrived`);
+        loop.drain((d) => arrived.push(rx2.unprotect(d.data)!));
+      }
+      arrived.forEach((rtp, i) => {
+        assert.ok(rtp, `packet ${i} authenticates`);
+        assert.equal((rtp[2] << 8) | rtp[3], (65_533 + i) & 0xffff);
+        assert.equal(rtp[1], (i === sizes.length - 1 ? 0x80 : 0) | 97);
+        assert.deepEqual(rtp.subarray(12), frame[i]);
+      });
       loop.close(a.slot);
       loop.close(b.slot);
     } finally {

@@ -74,6 +74,11 @@ class RecordingTransport implements ViewerTransport {
   sendVideo(p: SharedRtp) {
     this.sent.push(p);
   }
+  sendVideoFrame(packets: readonly SharedRtp[], firstSeq: number, timestamp: number) {
+    packets.forEach((p, i) =>
+      this.sent.push({ ...p, sequenceNumber: (firstSeq + i) & 0xffff, timestamp })
+    );
+  }
   sendAudio() {}
   close() {
     return Promise.resolve();

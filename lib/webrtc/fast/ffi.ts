@@ -25,6 +25,12 @@ export const SrtpProfile = {
 export const FANOUT_SYMBOLS = {
   sf_abi_version: { parameters: [], result: "i32" },
   sf_srtp_create: { parameters: ["i32", "buffer", "buffer"], result: "pointer" },
+  sf_srtcp_create: { parameters: ["i32", "buffer", "buffer"], result: "pointer" },
+  sf_srtcp_protect: { parameters: ["pointer", "buffer", "i32", "buffer"], result: "i32" },
+  sf_send_rtcp: {
+    parameters: ["pointer", "i32", "buffer", "i32", "pointer", "buffer", "i32"],
+    result: "i32",
+  },
   sf_srtp_destroy: { parameters: ["pointer"], result: "void" },
   sf_srtp_protect: { parameters: ["pointer", "buffer", "i32", "buffer"], result: "i32" },
   sf_srtp_unprotect: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
@@ -52,6 +58,23 @@ export const FANOUT_SYMBOLS = {
       "i32",
       "u32",
       "u32",
+      "buffer",
+      "i32",
+    ],
+    result: "i32",
+  },
+  sf_send_rtp_frame: {
+    parameters: [
+      "pointer",
+      "i32",
+      "buffer",
+      "i32",
+      "pointer",
+      "i32",
+      "i32",
+      "u32",
+      "u32",
+      "buffer",
       "buffer",
       "i32",
     ],
@@ -125,13 +148,23 @@ export function loadFanout(): FanoutLibrary | Error {
 
 const cstring = (s: string) => new TextEncoder().encode(s + "\0");
 
-/** One direction of SRTP with keys from DTLS-SRTP (RFC 5764). */
+/**
+ * One direction of SRTP, or of SRTCP (`kind` "rtcp"), with keys from DTLS-SRTP
+ * (RFC 5764).
+ */
 export class SrtpContext {
   readonly #lib: FanoutLibrary;
   #handle: Deno.PointerValue;
   readonly profile: number;
+  readonly kind: "rtp" | "rtcp";
 
-  constructor(lib: FanoutLibrary, profile: number, masterKey: Uint8Array, masterSalt: Uint8Array) {
+  constructor(
+    lib: FanoutLibrary,
+    profile: number,
+    masterKey: Uint8Array,
+    masterSalt: Uint8Array,
+    kind: "rtp" | "rtcp" = "rtp",
+  ) {
     const saltLength = profile === SrtpProfile.AEAD_AES_128_GCM ? 12 : 14;
     if (masterKey.length !== 16 || masterSalt.length !== saltLength) {
       throw new Error(
@@ -141,7 +174,10 @@ export class SrtpContext {
     }
     this.#lib = lib;
     this.profile = profile;
-    this.#handle = lib.symbols.sf_srtp_create(profile, masterKey, masterSalt);
+    this.kind = kind;
+    this.#handle = kind === "rtcp"
+      ? lib.symbols.sf_srtcp_create(profile, masterKey, masterSalt)
+      : lib.symbols.sf_srtp_create(profile, masterKey, masterSalt);
     if (!this.#handle) throw new Error(`SRTP profile ${profile} is not supported`);
   }
 
@@ -156,6 +192,14 @@ export class SrtpContext {
     const out = new Uint8Array(rtp.length + 16);
     const n = this.#lib.symbols.sf_srtp_protect(this.handle, rtp, rtp.length, out);
     if (n < 0) throw new Error("not an RTP packet SRTP can protect");
+    return out.subarray(0, n);
+  }
+
+  /** Protects one RTCP compound packet (an SRTCP context); returns the SRTCP packet. */
+  protectRtcp(rtcp: Uint8Array): Uint8Array {
+    const out = new Uint8Array(rtcp.length + 20);
+    const n = this.#lib.symbols.sf_srtcp_protect(this.handle, rtcp, rtcp.length, out);
+    if (n < 0) throw new Error("not an RTCP packet SRTCP can protect");
     return out.subarray(0, n);
   }
 
@@ -293,6 +337,51 @@ export class NativeLoop {
       ssrc >>> 0,
       payload,
       payload.length,
+    );
+  }
+
+  /**
+   * One video frame's packets to one viewer: `payloads` back to back, `lens` their
+   * lengths (bit 15 = marker), sequence numbers from `firstSeq`, one timestamp.
+   * Runs of equal-size packets leave in one UDP GSO send. Packets sent, or < 0.
+   */
+  sendRtpFrame(
+    slot: number,
+    sockaddr: Uint8Array,
+    srtp: Deno.PointerValue,
+    payloadType: number,
+    firstSeq: number,
+    timestamp: number,
+    ssrc: number,
+    payloads: Uint8Array,
+    lens: Uint16Array,
+  ): number {
+    return this.lib.symbols.sf_send_rtp_frame(
+      this.handle,
+      slot,
+      sockaddr,
+      sockaddr.length,
+      srtp,
+      payloadType,
+      firstSeq,
+      timestamp >>> 0,
+      ssrc >>> 0,
+      payloads,
+      lens,
+      lens.length,
+    );
+  }
+
+  /** An RTCP compound packet, SRTCP-protected with `srtcp`, sent. Bytes sent or < 0. */
+  sendRtcp(slot: number, sockaddr: Uint8Array, srtcp: Deno.PointerValue, rtcp: Uint8Array): number {
+    return this.lib.symbols.sf_send_rtcp(
+      this.handle,
+      slot,
+      sockaddr,
+      sockaddr.length,
+      srtcp,
+      rtcp,
+      rtcp.length,
     );
   }
 

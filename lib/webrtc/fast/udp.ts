@@ -30,6 +30,8 @@ export class NativeUdp {
   readonly loop: NativeLoop;
   readonly #transports = new Map<number, NativeUdpTransport>();
   #pumping = false;
+  /** Datagrams read and handed to werift (STUN, DTLS, RTCP), since start. */
+  datagramsIn = 0;
 
   constructor(lib: FanoutLibrary) {
     this.loop = new NativeLoop(lib);
@@ -58,6 +60,7 @@ export class NativeUdp {
         const ready = await this.loop.wait(200);
         if (ready <= 0) continue;
         this.loop.drain((d) => {
+          this.datagramsIn++;
           const t = this.#transports.get(d.slot);
           if (!t || t.closed) return;
           t.rinfo = { address: d.address, port: d.port };
