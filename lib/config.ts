@@ -40,6 +40,10 @@ export interface Config {
   readonly maxChunkSize: number;
   readonly maxRooms: number;
   readonly maxViewersPerRoom: number;
+  /** Viewers on the whole server at once (0: no fixed cap; the measured load still applies). */
+  readonly maxViewersTotal: number;
+  /** Main-thread busy % of one core at which new viewers are refused (0: off). */
+  readonly maxSendLoad: number;
   /** How long a room keeps its viewers after its publisher drops, waiting for a reconnect. */
   /** `auto` (rooms with B-frames), `always` or `never`. */
   readonly videoTranscode: "auto" | "always" | "never";
@@ -194,6 +198,20 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: "count",
     default: "500",
     help: "viewers per room",
+  },
+  {
+    flag: "max-viewers-total",
+    key: "maxViewersTotal",
+    kind: "count",
+    default: "0",
+    help: "viewers on the whole server (0: no fixed cap; --max-send-load still applies)",
+  },
+  {
+    flag: "max-send-load",
+    key: "maxSendLoad",
+    kind: "count",
+    default: "85",
+    help: "refuse new viewers (503, Retry-After) when the send thread is this % busy (0: off)",
   },
   {
     flag: "video-transcode",

@@ -9,6 +9,7 @@ import { PublishKeys, RoomRegistry } from "./room/mod.ts";
 import { startRtmpServer } from "./rtmp/mod.ts";
 import { createApp } from "./http/mod.ts";
 import {
+  Admission,
   installNativeUdp,
   loadFanout,
   type NativeUdp,
@@ -124,8 +125,18 @@ export async function startServer(config: Config): Promise<SluiceServer> {
         reason: lib.message,
       });}
   }
+  const admission = new Admission({
+    maxViewers: config.maxViewersTotal,
+    maxLoad: config.maxSendLoad / 100,
+  });
+  admission.start();
+  const refused = metrics.add(
+    new Counter("sluice_viewers_refused_total", "Viewers refused, by reason"),
+  );
   const webrtc = new WebRtcService(rooms, {
     fast,
+    admission,
+    refused: (reason) => refused.inc({ reason }),
     ice: {
       host: config.host,
       publicIps: config.publicIps,
@@ -170,6 +181,25 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     }),
   );
   metrics.add(new Gauge("sluice_viewers", "Viewers by room", perRoom((r) => r.viewers)));
+  metrics.add(
+    new Gauge(
+      "sluice_send_thread_load",
+      "Share of one core the main (send) thread was busy lately",
+      function* () {
+        yield [{}, admission.load];
+      },
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "sluice_viewer_capacity",
+      "Viewers the server can hold: --max-viewers-total, or measured from the send load",
+      function* () {
+        const capacity = admission.capacity(webrtc.sessions);
+        if (capacity !== undefined) yield [{}, capacity];
+      },
+    ),
+  );
   metrics.add(
     new Gauge("sluice_viewers_by_send_path", "Connected viewers by media send path", function* () {
       const paths = webrtc.viewersByPath();
@@ -285,6 +315,7 @@ export async function startServer(config: Config): Promise<SluiceServer> {
       closing ??= (async () => {
         ready = false;
         stopLag();
+        admission.stop();
         await rtmp.close("shutdown");
         webrtc.closeAll("server shutting down");
         abort.abort();

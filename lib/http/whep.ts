@@ -31,7 +31,7 @@ const CORS_HEADERS: Record<string, string> = {
   "Access-Control-Allow-Origin": "*",
   "Access-Control-Allow-Methods": "POST, PATCH, DELETE, OPTIONS",
   "Access-Control-Allow-Headers": "Content-Type, Authorization, If-Match",
-  "Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Patch",
+  "Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Patch, Retry-After",
 };
 
 /** `Link` header values announcing ICE servers (RFC 9725 §4.6). */
@@ -98,7 +98,7 @@ export function mountWhep(
 
   const error = (
     c: Context,
-    status: 400 | 401 | 404 | 405 | 412 | 413 | 415 | 422 | 429,
+    status: 400 | 401 | 404 | 405 | 412 | 413 | 415 | 422 | 429 | 503,
     message: string,
   ) => {
     for (const [k, v] of Object.entries(CORS_HEADERS)) c.header(k, v);
@@ -154,7 +154,10 @@ export function mountWhep(
       state: () => {},
       closed: () => sessions.delete(id),
     });
-    if ("error" in opened) return error(c, 429, opened.error);
+    if ("error" in opened) {
+      if (opened.retryAfterS) c.header("Retry-After", String(opened.retryAfterS));
+      return error(c, opened.status, opened.error);
+    }
     let answer: string;
     try {
       answer = await opened.answer(offer, true);

@@ -5,7 +5,9 @@
  * @module
  */
 export { ViewerSession, WebRtcService } from "./service.ts";
-export type { SessionEvents, ViewerRoomState, WebRtcOptions } from "./service.ts";
+export type { OpenRefused, SessionEvents, ViewerRoomState, WebRtcOptions } from "./service.ts";
+export { Admission, mainThreadCpuSeconds, RETRY_AFTER_S } from "./admission.ts";
+export type { AdmissionOptions, Refusal } from "./admission.ts";
 export { CloseCode, startSignaling } from "./signaling.ts";
 export type { SignalingConnection, SignalingLimits, SignalingSocket } from "./signaling.ts";
 export { depacketizeH264, fuA, packetizeH264, stapA } from "./h264_packetizer.ts";

@@ -21,6 +21,7 @@ import type { AudioStats } from "./room_stream.ts";
 import type { TranscodePolicy } from "./video_transcode.ts";
 import type { NativeUdp } from "./fast/udp.ts";
 import type { FastTotals } from "./fast/sender.ts";
+import type { Admission } from "./admission.ts";
 
 /** Room state as viewers are told it. */
 export type ViewerRoomState = "waiting" | "live" | "ended";
@@ -47,6 +48,19 @@ export interface WebRtcOptions extends ViewerLimits {
   readonly audioStats?: AudioStats;
   /** The native sockets of the media fast path; absent: werift sends the media. */
   readonly fast?: NativeUdp;
+  /** Who may still join; absent: only the rooms' own limits apply. */
+  readonly admission?: Admission;
+  /** Told of every refused viewer (metrics). */
+  readonly refused?: (reason: "configured" | "capacity" | "room-full" | "rooms-full") => void;
+}
+
+/** Why {@linkcode WebRtcService.open} refused a viewer. */
+export interface OpenRefused {
+  readonly error: string;
+  /** 503: the server is full (retry later); 429: this room, or the room table, is full. */
+  readonly status: 429 | 503;
+  readonly code: "server-full" | "room-full" | "rooms-full";
+  readonly retryAfterS?: number;
 }
 
 let nextSessionId = 1;
@@ -179,14 +193,30 @@ export class WebRtcService {
   open(
     roomName: string,
     events: SessionEvents,
-  ): ViewerSession | { error: string; status: 400 | 503 } {
+  ): ViewerSession | OpenRefused {
+    const refusal = this.#options.admission?.check(this.#sessions.size);
+    if (refusal) {
+      this.#options.refused?.(refusal.reason);
+      this.#log.info("viewer refused: room {room}: {message}", {
+        room: roomName,
+        message: refusal.message,
+      });
+      return {
+        error: refusal.message,
+        status: 503,
+        code: "server-full",
+        retryAfterS: refusal.retryAfterS,
+      };
+    }
     const room = this.#rooms.open(roomName);
     if (!room) {
-      return { error: "the server has no room for more rooms", status: 503 };
+      this.#options.refused?.("rooms-full");
+      return { error: "the server has no room for more rooms", status: 429, code: "rooms-full" };
     }
     if (!room.join()) {
       this.#rooms.release(roomName);
-      return { error: `room ${roomName} is full`, status: 503 };
+      this.#options.refused?.("room-full");
+      return { error: `room ${roomName} is full`, status: 429, code: "room-full" };
     }
     let stream = this.#streams.get(roomName);
     if (!stream) {

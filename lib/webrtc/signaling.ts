@@ -63,8 +63,8 @@ export function startSignaling(
       socket.send(JSON.stringify(msg));
     } catch { /* the socket is going away */ }
   };
-  const fail = (message: string, code: number) => {
-    send({ type: "error", message, fatal: true });
+  const fail = (message: string, code: number, extra: Record<string, unknown> = {}) => {
+    send({ type: "error", message, fatal: true, ...extra });
     if (!closed) {
       closed = true;
       clearTimeout(authTimer);
@@ -90,7 +90,10 @@ export function startSignaling(
       },
     });
     if ("error" in opened) {
-      fail(opened.error, CloseCode.TRY_AGAIN);
+      fail(opened.error, CloseCode.TRY_AGAIN, {
+        code: opened.code,
+        ...(opened.retryAfterS ? { retryAfter: opened.retryAfterS } : {}),
+      });
       return false;
     }
     session = opened;
