@@ -78,7 +78,7 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-type Kind = "string" | "port" | "duration" | "size" | "count" | "list";
+type Kind = "string" | "port" | "duration" | "size" | "count" | "count0" | "percent" | "list";
 
 interface OptionSpec {
   readonly flag: string;
@@ -202,14 +202,14 @@ export const OPTIONS: readonly OptionSpec[] = [
   {
     flag: "max-viewers-total",
     key: "maxViewersTotal",
-    kind: "count",
+    kind: "count0",
     default: "0",
     help: "viewers on the whole server (0: no fixed cap; --max-send-load still applies)",
   },
   {
     flag: "max-send-load",
     key: "maxSendLoad",
-    kind: "count",
+    kind: "percent",
     default: "85",
     help: "refuse new viewers (503, Retry-After) when the send thread is this % busy (0: off)",
   },
@@ -444,6 +444,18 @@ export function loadConfig(
       case "count": {
         const n = Number(v);
         if (!/^\d+$/.test(v) || n < 1) fail(o.flag, "a positive integer", v);
+        out[o.key] = n;
+        break;
+      }
+      case "count0": {
+        const n = Number(v);
+        if (!/^\d{1,9}$/.test(v)) fail(o.flag, "an integer 0 or more (0: off)", v);
+        out[o.key] = n;
+        break;
+      }
+      case "percent": {
+        const n = Number(v);
+        if (!/^\d{1,3}$/.test(v) || n > 100) fail(o.flag, "a percentage 0..100 (0: off)", v);
         out[o.key] = n;
         break;
       }
