@@ -1,6 +1,6 @@
 # Sluice: one self-contained binary plus the small native transcode shim, non-root.
 #   docker build -t sluice .
-#   docker run -p 1935:1935 -p 8080:8080 -p 40000-40100:40000-40100/udp \
+#   docker run -p 1935:1935 -p 8080:8080 -p 40000-40999:40000-40999/udp \
 #     -v sluice-data:/data sluice --public-ip 203.0.113.10
 
 # 1) Build: the official Deno image compiles main.ts with everything embedded
@@ -34,10 +34,10 @@ RUN apt-get -o DPkg::Lock::Timeout=600 update \
 COPY --from=build /out/sluice /out/libsluice_transcode.so /out/libsluice_fanout.so /usr/local/bin/
 COPY --from=build --chown=sluice:sluice /out/data /data
 ENV SLUICE_DATA_DIR=/data \
-    SLUICE_UDP_PORTS=40000-40100 \
+    SLUICE_UDP_PORTS=40000-40999 \
     SLUICE_LOG_FORMAT=json
 VOLUME ["/data"]
-EXPOSE 1935/tcp 8080/tcp 40000-40100/udp
+EXPOSE 1935/tcp 8080/tcp 40000-40999/udp
 USER sluice
 HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
   CMD ["/usr/local/bin/sluice", "healthcheck"]

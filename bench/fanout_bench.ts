@@ -16,6 +16,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { type Browser, startBrowser } from "../tests/support/browser.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -25,6 +26,7 @@ const { values: flags } = parseArgs({
     "werift-counts": { type: "string", default: "25,50,100" },
     seconds: { type: "string", default: "10" },
     "per-process": { type: "string", default: "100" },
+    chromium: { type: "boolean", default: true },
   },
 });
 if (flags.quick) {
@@ -226,7 +228,10 @@ class Receivers {
   }
 }
 
-/** Quantiles of a Prometheus histogram's growth between two scrapes. */
+/**
+ * Quantiles of a Prometheus histogram's growth between two scrapes, interpolated
+ * linearly inside the bucket they fall in.
+ */
 function histogramQuantiles(
   before: string,
   after: string,
@@ -247,8 +252,12 @@ function histogramQuantiles(
   const total = counts[counts.length - 1] ?? 0;
   return qs.map((q) => {
     if (!total) return undefined;
-    const i = counts.findIndex((c) => c >= q * total);
-    return les[i];
+    const target = q * total;
+    const i = counts.findIndex((c) => c >= target);
+    const hi = les[i], lo = i > 0 ? les[i - 1] : 0;
+    const below = i > 0 ? counts[i - 1] : 0;
+    if (!Number.isFinite(hi)) return lo;
+    return lo + ((hi - lo) * (target - below)) / Math.max(1, counts[i] - below);
   });
 }
 
@@ -268,15 +277,31 @@ interface Row {
   latencyP99Ms?: number;
 }
 
-async function measure(server: Server, path: string, n: number): Promise<Row | undefined> {
+interface ChromiumStats {
+  video?: { framesDecoded?: number; freezeCount?: number; packetsLost?: number };
+  videoWidth?: number;
+}
+
+async function measure(
+  server: Server,
+  path: string,
+  n: number,
+  withChromium: boolean,
+): Promise<Row | undefined> {
   const receivers = new Receivers(`${server.http}/whep/bench`, n);
+  let browser: Browser | undefined;
   try {
     const up = await receivers.ready(n, 30_000 + n * 300);
     if (up.connected === 0) {
       console.log(`  ${path} N=${n}: no viewer connected (${up.failed} failed)`);
       return;
     }
+    if (withChromium) {
+      browser = await startBrowser();
+      await browser.open(server.http, "bench", "c");
+    }
     await new Promise((r) => setTimeout(r, 3000)); // warm-up: GOP replays, PLIs settle
+    const c0: ChromiumStats | undefined = await browser?.stats("c");
     const m0 = await (await fetch(`${server.http}/metrics`)).text();
     const s0 = await receivers.stats();
     const u0 = await usage(server.pid);
@@ -286,6 +311,19 @@ async function measure(server: Server, path: string, n: number): Promise<Row | u
     const u1 = await usage(server.pid);
     const t1 = performance.now();
     const m1 = await (await fetch(`${server.http}/metrics`)).text();
+    const c1: ChromiumStats | undefined = await browser?.stats("c");
+    if (c0 && c1) {
+      const decoded = (c1.video?.framesDecoded ?? 0) - (c0.video?.framesDecoded ?? 0);
+      console.log(
+        `  Chromium among the ${up.connected}: ${decoded} frames decoded in ` +
+          `${((t1 - t0) / 1000).toFixed(1)} s (${
+            (decoded / ((t1 - t0) / 1000)).toFixed(1)
+          } fps of 30), ` +
+          `freezes ${(c1.video?.freezeCount ?? 0) - (c0.video?.freezeCount ?? 0)}, ` +
+          `packets lost ${(c1.video?.packetsLost ?? 0) - (c0.video?.packetsLost ?? 0)}, ` +
+          `${c1.videoWidth}px wide`,
+      );
+    }
     let received = 0, expected = 0, reordered = 0, bytes = 0;
     for (let i = 0; i < s1.length; i++) {
       received += s1[i].received - (s0[i]?.received ?? 0);
@@ -319,6 +357,7 @@ async function measure(server: Server, path: string, n: number): Promise<Row | u
       latencyP99Ms: p99 === undefined ? undefined : p99 * 1000,
     };
   } finally {
+    await browser?.quit();
     await receivers.quit();
     // Let the server settle (sessions closed) before the next N.
     for (let i = 0; i < 40; i++) {
@@ -356,8 +395,10 @@ for (
       if (r.live) break;
       await new Promise((r) => setTimeout(r, 250));
     }
-    for (const n of counts.split(",").map(Number)) {
-      const row = await measure(server, path, n);
+    const ns = counts.split(",").map(Number);
+    for (const n of ns) {
+      const last = n === ns[ns.length - 1];
+      const row = await measure(server, path, n, flags.chromium! && path === "native" && last);
       if (!row) break;
       rows.push(row);
       console.log(

@@ -63,7 +63,22 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     new Histogram(
       "sluice_fanout_seconds",
       "Video frame in (RTMP message to the room) → its last RTP packet handed to every viewer",
-      [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1],
+      [
+        0.0001,
+        0.00025,
+        0.0005,
+        0.001,
+        0.002,
+        0.003,
+        0.005,
+        0.0075,
+        0.01,
+        0.015,
+        0.02,
+        0.03,
+        0.05,
+        0.1,
+      ],
     ),
   );
   const audioCorrupt = metrics.add(

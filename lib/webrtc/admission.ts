@@ -6,6 +6,7 @@
  *
  * @module
  */
+import process from "node:process";
 
 /** Limits of {@linkcode Admission}. */
 export interface AdmissionOptions {
@@ -26,21 +27,17 @@ export type Refusal = {
 /** Seconds a refused client is told to wait. */
 export const RETRY_AFTER_S = 10;
 
-const CLOCK_TICKS = 100; // USER_HZ on Linux
-
 /**
- * CPU seconds the thread running this JavaScript has used so far (Linux /proc;
- * a synchronous read runs on the calling thread, so /proc/thread-self is it), or
- * undefined where that can't be read.
+ * CPU seconds the thread running this JavaScript has used so far (user + system,
+ * `getrusage(RUSAGE_THREAD)` behind node's `process.threadCpuUsage()`; it needs no
+ * permission, unlike /proc, which Deno opens only with --allow-all), or undefined
+ * where the runtime lacks it.
  */
 export function mainThreadCpuSeconds(): number | undefined {
-  try {
-    const stat = Deno.readTextFileSync("/proc/thread-self/stat");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return undefined;
-  }
+  const usage = (process as unknown as {
+    threadCpuUsage?: () => { user: number; system: number };
+  }).threadCpuUsage?.();
+  return usage ? (usage.user + usage.system) / 1e6 : undefined;
 }
 
 /** Decides whether one more viewer may join. */
