@@ -116,7 +116,7 @@ try {
       new RegExp(`^sluice_fanout_seconds_bucket\\{le="${le}"\\} (\\S+)$`, "m").exec(text)?.[1] ??
         0,
     );
-  const total = count(m1, "+Inf") - count(m0, "+Inf");
+  const total = count(m1, "\\+Inf") - count(m0, "\\+Inf");
   const within = (le: string) => (count(m1, le) - count(m0, le)) / (total || 1);
   console.log(
     `glass to glass (x264 veryfast zerolatency, 640x360 30 fps, loopback, Chromium): ` +
