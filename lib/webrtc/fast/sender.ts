@@ -174,6 +174,7 @@ export class FastSender {
   #nextReportAt = 0;
   readonly #audio: FastStream | undefined;
   #pair: WeriftPair | undefined;
+  #transport: NativeUdpTransport | undefined;
   #slot = -1;
   #sockaddr: Uint8Array = new Uint8Array(0);
   #congestedUntil = 0;
@@ -235,13 +236,16 @@ export class FastSender {
   /** Follows werift's nominated pair (it changes on an ICE restart). */
   #route(): boolean {
     const pair = this.#dtls.iceTransport.connection.nominated;
-    if (pair === this.#pair) return this.#slot >= 0;
+    // A closed socket's slot may already belong to another viewer's new socket.
+    if (pair === this.#pair) return this.#slot >= 0 && !this.#transport!.closed;
     this.#pair = pair;
     const transport = pair?.protocol.transport;
     if (!pair || !(transport instanceof NativeUdpTransport) || transport.closed) {
       this.#slot = -1;
+      this.#transport = undefined;
       return false;
     }
+    this.#transport = transport;
     this.#slot = transport.slot;
     this.#sockaddr = transport.sockaddr(pair.remoteAddr[0], pair.remoteAddr[1]);
     return true;

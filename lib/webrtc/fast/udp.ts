@@ -32,6 +32,8 @@ export class NativeUdp {
   #pumping = false;
   /** Datagrams read and handed to werift (STUN, DTLS, RTCP), since start. */
   datagramsIn = 0;
+  /** Sends of werift's own datagrams that failed (unreachable, full buffer). */
+  sendErrors = 0;
 
   constructor(lib: FanoutLibrary) {
     this.loop = new NativeLoop(lib);
@@ -133,12 +135,18 @@ export class NativeUdpTransport {
     let [address, port] = addr ?? [this.rinfo?.address ?? "", this.rinfo?.port ?? 0];
     if (!/^[0-9a-f:.]+$/i.test(address)) {
       // A STUN/TURN server given by name.
-      const found = await Deno.resolveDns(address, this.socketType === "udp6" ? "AAAA" : "A");
-      if (!found.length) throw new Error(`cannot resolve ${address}`);
+      const found = await Deno.resolveDns(address, this.socketType === "udp6" ? "AAAA" : "A")
+        .catch(() => []);
+      if (!found.length) {
+        this.udp.sendErrors++;
+        return;
+      }
       address = found[0];
     }
-    const n = this.udp.loop.send(this.slot, this.sockaddr(address, port), data);
-    if (n < 0 && n !== -11) throw new Error(`sendto ${address}:${port} failed: errno ${-n}`);
+    // Like node:dgram, a failed send is not an exception for the caller (UDP may drop).
+    if (this.udp.loop.send(this.slot, this.sockaddr(address, port), data) < 0) {
+      this.udp.sendErrors++;
+    }
   };
 
   close = (): Promise<void> => {
