@@ -22,7 +22,7 @@ const { values: flags } = parseArgs({
   args: Deno.args,
   options: {
     quick: { type: "boolean", default: false },
-    counts: { type: "string", default: "25,50,100,200,400,600" },
+    counts: { type: "string", default: "1,25,50,100,200,400,600" },
     "werift-counts": { type: "string", default: "25,50,100" },
     seconds: { type: "string", default: "10" },
     "per-process": { type: "string", default: "100" },
@@ -30,7 +30,7 @@ const { values: flags } = parseArgs({
   },
 });
 if (flags.quick) {
-  Object.assign(flags, { counts: "25,100,200", "werift-counts": "25", seconds: "5" });
+  Object.assign(flags, { counts: "1,25,100,200", "werift-counts": "25", seconds: "5" });
 }
 const SECONDS = Number(flags.seconds);
 const PER_PROCESS = Number(flags["per-process"]);

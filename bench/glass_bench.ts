@@ -77,7 +77,7 @@ const ffmpeg = new Deno.Command("ffmpeg", {
     ..."-hide_banner -loglevel error -f rawvideo -pix_fmt yuv420p".split(" "),
     ..."-s 640x360 -r 30 -i - -f lavfi -i anullsrc=r=48000:cl=stereo".split(" "),
     ..."-c:v libx264 -preset veryfast -tune zerolatency -g 60 -b:v 1500k".split(" "),
-    ..."-c:a aac -f flv".split(" "),
+    ..."-c:a aac -shortest -f flv".split(" "),
     `${server.rtmpUrl}/glass`,
   ],
   stdin: "piped",
@@ -139,7 +139,9 @@ try {
   stop = true;
   await pacing.catch(() => {});
   await writer.close().catch(() => {});
+  const killer = setTimeout(() => ffmpeg.kill("SIGKILL"), 5000);
   await ffmpeg.status;
+  clearTimeout(killer);
   await browser.quit();
   await server.stop();
 }
