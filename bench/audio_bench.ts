@@ -24,7 +24,10 @@ import {
   OPUS_FRAME_SAMPLES,
 } from "../lib/codec/mod.ts";
 
-const FIXTURE = new URL("../tests/fixtures/audio/tone_44100_stereo.aac", import.meta.url);
+const FIXTURE = new URL(
+  "../tests/fixtures/audio/tone_44100_stereo.aac",
+  import.meta.url,
+);
 const ASC_44100_STEREO = Uint8Array.of(0x12, 0x10, 0x56, 0xe5, 0x00);
 const EVAN_OPUS = "npm:@evan/opus@1.0.3/wasm/index.mjs";
 
@@ -37,7 +40,8 @@ function readAdts(data: Uint8Array): Uint8Array[] {
   const frames: Uint8Array[] = [];
   for (let p = 0; p + 7 <= data.length;) {
     const headerLength = data[p + 1] & 1 ? 7 : 9;
-    const length = ((data[p + 3] & 3) << 11) | (data[p + 4] << 3) | (data[p + 5] >> 5);
+    const length = ((data[p + 3] & 3) << 11) | (data[p + 4] << 3) |
+      (data[p + 5] >> 5);
     frames.push(data.slice(p + headerLength, p + length));
     p += length;
   }
@@ -46,7 +50,10 @@ function readAdts(data: Uint8Array): Uint8Array[] {
 
 const adts = Deno.readFileSync(FIXTURE);
 const oneSecond = readAdts(adts);
-const loops = Math.max(1, Math.round(SECONDS * 44100 / 1024 / oneSecond.length));
+const loops = Math.max(
+  1,
+  Math.round(SECONDS * 44100 / 1024 / oneSecond.length),
+);
 const frames = Array.from({ length: loops }, () => oneSecond).flat();
 const audioSeconds = frames.length * 1024 / 44100;
 
@@ -78,7 +85,9 @@ function row(name: string, seconds: number, note = ""): void {
 }
 
 function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p / 100 * sorted.length))];
+  return sorted[
+    Math.min(sorted.length - 1, Math.floor(p / 100 * sorted.length))
+  ];
 }
 
 console.log(
@@ -115,7 +124,11 @@ variants.forEach((v, i) => (row(v.name, best[i]), v.close()));
 const decodeSeconds = best[0];
 const full = new Map(COMPLEXITIES.map((c, i) => [c, best[i + 1]]));
 const encodeSeconds = full.get(DEFAULT_COMPLEXITY)! - decodeSeconds;
-row(`libopus 1.6.1 encode alone (this module), c${DEFAULT_COMPLEXITY}`, encodeSeconds, "derived");
+row(
+  `libopus 1.6.1 encode alone (this module), c${DEFAULT_COMPLEXITY}`,
+  encodeSeconds,
+  "derived",
+);
 
 // --- @evan/opus (WASM) on the same PCM ----------------------------------------------------
 {
@@ -133,7 +146,11 @@ row(`libopus 1.6.1 encode alone (this module), c${DEFAULT_COMPLEXITY}`, encodeSe
     const specifier = EVAN_OPUS; // not a literal: @evan/opus is no dependency of the project
     const { Encoder } = await import(specifier);
     const encoders = [DEFAULT_COMPLEXITY, 10].map((complexity) => {
-      const encoder = new Encoder({ channels: 2, sample_rate: 48000, application: "audio" });
+      const encoder = new Encoder({
+        channels: 2,
+        sample_rate: 48000,
+        application: "audio",
+      });
       encoder.bitrate = DEFAULT_STEREO_BITRATE;
       encoder.complexity = complexity;
       return { complexity, encoder };
@@ -147,7 +164,9 @@ row(`libopus 1.6.1 encode alone (this module), c${DEFAULT_COMPLEXITY}`, encodeSe
       row(`@evan/opus 1.0.3 WASM encode alone, c${complexity}`, seconds[i])
     );
   } catch (error) {
-    console.log(`@evan/opus: not loaded (${error instanceof Error ? error.message : error})`);
+    console.log(
+      `@evan/opus: not loaded (${error instanceof Error ? error.message : error})`,
+    );
   }
 }
 
@@ -204,7 +223,9 @@ try {
     );
   }
 } catch (error) {
-  console.log(`ffmpeg: not measured (${error instanceof Error ? error.message : error})`);
+  console.log(
+    `ffmpeg: not measured (${error instanceof Error ? error.message : error})`,
+  );
 }
 
 // --- latency ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@
  */
 import { parseArgs } from "node:util";
 import { type Browser, startBrowser } from "../tests/support/browser.ts";
+import { startTestServer } from "../tests/support/server.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -30,7 +31,11 @@ const { values: flags } = parseArgs({
   },
 });
 if (flags.quick) {
-  Object.assign(flags, { counts: "1,25,100,200", "werift-counts": "25", seconds: "5" });
+  Object.assign(flags, {
+    counts: "1,25,100,200",
+    "werift-counts": "25",
+    seconds: "5",
+  });
 }
 const SECONDS = Number(flags.seconds);
 const PER_PROCESS = Number(flags["per-process"]);
@@ -44,67 +49,14 @@ interface Server {
   stop(): Promise<void>;
 }
 
+/** The server as the tests run it (`main.ts`, the start task's permissions, free ports). */
 async function startServer(sendPath: string): Promise<Server> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      // e.g. BENCH_SERVER_V8_FLAGS=--prof to profile the server (node --prof-process).
-      ...(Deno.env.get("BENCH_SERVER_V8_FLAGS")
-        ? [`--v8-flags=${Deno.env.get("BENCH_SERVER_V8_FLAGS")}`]
-        : []),
-      `${ROOT}main.ts`,
-      "--host",
-      "127.0.0.1",
-      "--rtmp-port",
-      "0",
-      "--http-port",
-      "0",
-      "--data-dir",
-      await Deno.makeTempDir({ prefix: "sluice-bench-" }),
-      "--send-path",
-      sendPath,
-      "--max-viewers",
-      "5000",
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  let found: (ports: [number, number]) => void = () => {};
-  const ports = new Promise<[number, number]>((resolve) => found = resolve);
-  for (const stream of [child.stdout, child.stderr]) {
-    (async () => {
-      const decoder = new TextDecoder();
-      for await (const chunk of stream) {
-        const s = decoder.decode(chunk);
-        if (text.length < 100_000) text += s;
-        const m = /listening rtmp=(\d+) http=(\d+)/.exec(text);
-        if (m) found([Number(m[1]), Number(m[2])]);
-        for (const line of s.split("\n")) {
-          if (/"level":"(error|fatal)"|\b(ERR|FTL)\b/.test(line)) {
-            console.error(`  server: ${line.trim().slice(0, 300)}`);
-          }
-        }
-      }
-    })();
-  }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const [rtmpPort, httpPort] = await Promise.race([
-    ports,
-    new Promise<never>((_, reject) =>
-      timer = setTimeout(() => reject(new Error(`server did not start:\n${text}`)), 20_000)
-    ),
-  ]);
-  clearTimeout(timer);
+  const server = await startTestServer(["--send-path", sendPath, "--max-viewers", "5000"]);
   return {
-    pid: child.pid,
-    rtmp: `rtmp://127.0.0.1:${rtmpPort}/live`,
-    http: `http://127.0.0.1:${httpPort}`,
-    async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-    },
+    pid: server.pid,
+    http: server.httpUrl,
+    rtmp: server.rtmpUrl,
+    stop: async () => void await server.stop(),
   };
 }
 
@@ -127,7 +79,8 @@ function publish(url: string): Deno.ChildProcess {
 
 /** utime + stime of a process in seconds, and its RSS in MiB. */
 async function usage(pid: number): Promise<{ cpu: number; rssMiB: number }> {
-  const stat = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1].split(" ");
+  const stat = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1]
+    .split(" ");
   const cpu = (Number(stat[11]) + Number(stat[12])) / CLOCK_TICKS;
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
   const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -143,7 +96,11 @@ interface ViewerStats {
 }
 
 class Receivers {
-  readonly #procs: { child: Deno.ChildProcess; lines: string[]; waiters: (() => void)[] }[] = [];
+  readonly #procs: {
+    child: Deno.ChildProcess;
+    lines: string[];
+    waiters: (() => void)[];
+  }[] = [];
   readonly #writers: WritableStreamDefaultWriter<Uint8Array>[] = [];
 
   constructor(whep: string, n: number) {
@@ -161,12 +118,18 @@ class Receivers {
         stdout: "piped",
         stderr: "null",
       }).spawn();
-      const proc = { child, lines: [] as string[], waiters: [] as (() => void)[] };
+      const proc = {
+        child,
+        lines: [] as string[],
+        waiters: [] as (() => void)[],
+      };
       this.#procs.push(proc);
       this.#writers.push(child.stdin.getWriter());
       (async () => {
         let buf = "";
-        for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+        for await (
+          const chunk of child.stdout.pipeThrough(new TextDecoderStream())
+        ) {
           buf += chunk;
           let i;
           while ((i = buf.indexOf("\n")) >= 0) {
@@ -184,7 +147,10 @@ class Receivers {
   }
 
   /** Waits until every process reports all its viewers connected or failed. */
-  async ready(n: number, timeoutMs: number): Promise<{ connected: number; failed: number }> {
+  async ready(
+    n: number,
+    timeoutMs: number,
+  ): Promise<{ connected: number; failed: number }> {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
       let connected = 0, failed = 0;
@@ -196,7 +162,9 @@ class Receivers {
           failed += r.failed;
         }
       }
-      if (connected + failed >= n || performance.now() > deadline) return { connected, failed };
+      if (connected + failed >= n || performance.now() > deadline) {
+        return { connected, failed };
+      }
       await new Promise((r) => setTimeout(r, 250));
     }
   }
@@ -220,7 +188,9 @@ class Receivers {
 
   async quit(): Promise<void> {
     await Promise.all(this.#procs.map(async (p, i) => {
-      await this.#writers[i].write(new TextEncoder().encode("quit\n")).catch(() => {});
+      await this.#writers[i].write(new TextEncoder().encode("quit\n")).catch(
+        () => {},
+      );
       const timer = setTimeout(() => p.child.kill("SIGKILL"), 15_000);
       await p.child.status;
       clearTimeout(timer);
@@ -278,7 +248,11 @@ interface Row {
 }
 
 interface ChromiumStats {
-  video?: { framesDecoded?: number; freezeCount?: number; packetsLost?: number };
+  video?: {
+    framesDecoded?: number;
+    freezeCount?: number;
+    packetsLost?: number;
+  };
   videoWidth?: number;
 }
 
@@ -293,7 +267,9 @@ async function measure(
   try {
     const up = await receivers.ready(n, 30_000 + n * 300);
     if (up.connected === 0) {
-      console.log(`  ${path} N=${n}: no viewer connected (${up.failed} failed)`);
+      console.log(
+        `  ${path} N=${n}: no viewer connected (${up.failed} failed)`,
+      );
       return;
     }
     if (withChromium) {
@@ -313,7 +289,8 @@ async function measure(
     const m1 = await (await fetch(`${server.http}/metrics`)).text();
     const c1: ChromiumStats | undefined = await browser?.stats("c");
     if (c0 && c1) {
-      const decoded = (c1.video?.framesDecoded ?? 0) - (c0.video?.framesDecoded ?? 0);
+      const decoded = (c1.video?.framesDecoded ?? 0) -
+        (c0.video?.framesDecoded ?? 0);
       console.log(
         `  Chromium among the ${up.connected}: ${decoded} frames decoded in ` +
           `${((t1 - t0) / 1000).toFixed(1)} s (${
@@ -333,13 +310,20 @@ async function measure(
     }
     const wall = (t1 - t0) / 1000;
     const cpu = u1.cpu - u0.cpu;
-    const [p50, p99] = histogramQuantiles(m0, m1, "sluice_fanout_seconds", [0.5, 0.99]);
+    const [p50, p99] = histogramQuantiles(m0, m1, "sluice_fanout_seconds", [
+      0.5,
+      0.99,
+    ]);
     const gauge = (text: string, name: string) =>
-      Number(new RegExp(`^${name}(?:\\{\\})? (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+      Number(
+        new RegExp(`^${name}(?:\\{\\})? (\\S+)$`, "m").exec(text)?.[1] ?? NaN,
+      );
     const inPerS = (gauge(m1, "sluice_native_udp_datagrams_in") -
       gauge(m0, "sluice_native_udp_datagrams_in")) / ((t1 - t0) / 1000);
     if (Number.isFinite(inPerS) && inPerS > 0) {
-      console.log(`  (server read ${inPerS.toFixed(0)} control datagrams/s from its viewers)`);
+      console.log(
+        `  (server read ${inPerS.toFixed(0)} control datagrams/s from its viewers)`,
+      );
     }
     return {
       path,
@@ -361,7 +345,8 @@ async function measure(
     await receivers.quit();
     // Let the server settle (sessions closed) before the next N.
     for (let i = 0; i < 40; i++) {
-      const rooms = await (await fetch(`${server.http}/api/rooms/bench`)).json().catch(() => ({}));
+      const rooms = await (await fetch(`${server.http}/api/rooms/bench`)).json()
+        .catch(() => ({}));
       if (!rooms.viewers) break;
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -391,14 +376,20 @@ for (
   const publisher = publish(`${server.rtmp}/bench`);
   try {
     for (let i = 0; i < 40; i++) {
-      const r = await (await fetch(`${server.http}/api/rooms/bench`)).json().catch(() => ({}));
+      const r = await (await fetch(`${server.http}/api/rooms/bench`)).json()
+        .catch(() => ({}));
       if (r.live) break;
       await new Promise((r) => setTimeout(r, 250));
     }
     const ns = counts.split(",").map(Number);
     for (const n of ns) {
       const last = n === ns[ns.length - 1];
-      const row = await measure(server, path, n, flags.chromium! && path === "native" && last);
+      const row = await measure(
+        server,
+        path,
+        n,
+        flags.chromium! && path === "native" && last,
+      );
       if (!row) break;
       rows.push(row);
       console.log(

@@ -75,8 +75,12 @@ const server = await startTestServer();
 const ffmpeg = new Deno.Command("ffmpeg", {
   args: [
     ..."-hide_banner -loglevel error -f rawvideo -pix_fmt yuv420p".split(" "),
-    ..."-s 640x360 -r 30 -i - -f lavfi -i anullsrc=r=48000:cl=stereo".split(" "),
-    ..."-c:v libx264 -preset veryfast -tune zerolatency -g 60 -b:v 1500k".split(" "),
+    ..."-s 640x360 -r 30 -i - -f lavfi -i anullsrc=r=48000:cl=stereo".split(
+      " ",
+    ),
+    ..."-c:v libx264 -preset veryfast -tune zerolatency -g 60 -b:v 1500k".split(
+      " ",
+    ),
     ..."-c:a aac -shortest -f flv".split(" "),
     `${server.rtmpUrl}/glass`,
   ],
@@ -113,7 +117,8 @@ try {
   const valid = samples.filter((x) => x >= 0 && x < 5000).sort((a, b) => a - b);
   const count = (text: string, le: string) =>
     Number(
-      new RegExp(`^sluice_fanout_seconds_bucket\\{le="${le}"\\} (\\S+)$`, "m").exec(text)?.[1] ??
+      new RegExp(`^sluice_fanout_seconds_bucket\\{le="${le}"\\} (\\S+)$`, "m")
+        .exec(text)?.[1] ??
         0,
     );
   const total = count(m1, "\\+Inf") - count(m0, "\\+Inf");
@@ -127,7 +132,8 @@ try {
   console.log(
     `  Chromium: jitter buffer ${
       stats.video?.jitterBufferDelay && stats.video?.jitterBufferEmittedCount
-        ? ((stats.video.jitterBufferDelay / stats.video.jitterBufferEmittedCount) * 1000)
+        ? ((stats.video.jitterBufferDelay /
+          stats.video.jitterBufferEmittedCount) * 1000)
           .toFixed(0)
         : "–"
     } ms per frame, freezes ${stats.video?.freezeCount ?? "–"}, lost ${

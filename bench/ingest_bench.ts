@@ -14,14 +14,19 @@ const session = await Deno.readFile(
 const body = session.subarray(1 + 1536 + 1536);
 
 function parseAll(): { messages: number; frames: VideoFrame[] } {
-  const reader = new ChunkStreamReader({ maxMessageSize: 16 << 20, maxChunkSize: 0x7fffffff });
+  const reader = new ChunkStreamReader({
+    maxMessageSize: 16 << 20,
+    maxChunkSize: 0x7fffffff,
+  });
   reader.push(body);
   let messages = 0;
   const frames: VideoFrame[] = [];
   for (let m = reader.next(); m; m = reader.next()) {
     messages++;
     if (m.type === 1) {
-      reader.setChunkSize(new DataView(m.payload.buffer, m.payload.byteOffset).getUint32(0));
+      reader.setChunkSize(
+        new DataView(m.payload.buffer, m.payload.byteOffset).getUint32(0),
+      );
     }
     if (m.type === 9) {
       for (const u of parseVideoTagBody(m.payload, m.timestamp)) {
@@ -39,7 +44,15 @@ function parseAll(): { messages: number; frames: VideoFrame[] } {
   const payload = new Uint8Array(20_000).fill(0x17);
   const parts: Uint8Array[] = [];
   for (let i = 0; i < msgs; i++) {
-    parts.push(encodeChunks({ csid: 6, type: 9, streamId: 1, timestamp: i * 33, payload }, 4096));
+    parts.push(
+      encodeChunks({
+        csid: 6,
+        type: 9,
+        streamId: 1,
+        timestamp: i * 33,
+        payload,
+      }, 4096),
+    );
   }
   const stream = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
@@ -48,7 +61,10 @@ function parseAll(): { messages: number; frames: VideoFrame[] } {
     o += p.length;
   }
   const run = () => {
-    const reader = new ChunkStreamReader({ maxMessageSize: 16 << 20, maxChunkSize: 0x7fffffff });
+    const reader = new ChunkStreamReader({
+      maxMessageSize: 16 << 20,
+      maxChunkSize: 0x7fffffff,
+    });
     reader.setChunkSize(4096);
     const start = performance.now();
     let n = 0;
@@ -86,7 +102,9 @@ console.log(
 t0 = performance.now();
 let packets = 0;
 for (let i = 0; i < rounds; i++) {
-  for (const f of frames) packets += packetizeH264([...iterateAvccNalUnits(f.data)]).length;
+  for (const f of frames) {
+    packets += packetizeH264([...iterateAvccNalUnits(f.data)]).length;
+  }
 }
 ms = performance.now() - t0;
 console.log(

@@ -40,7 +40,12 @@ const { values: flags } = parseArgs({
 });
 if (flags.quick) {
   // `deno task bench --quick`: one short case, enough to see the order of magnitude.
-  Object.assign(flags, { seconds: "3", sizes: "720", content: "testsrc2", "paced-seconds": "2" });
+  Object.assign(flags, {
+    seconds: "3",
+    sizes: "720",
+    content: "testsrc2",
+    "paced-seconds": "2",
+  });
 }
 
 const SECONDS = Number(flags.seconds);
@@ -94,7 +99,11 @@ const rows: Row[] = [];
 try {
   for (const height of flags.sizes.split(",")) {
     const spec = SIZES[height];
-    if (!spec) throw new Error(`expected --sizes from ${Object.keys(SIZES)}, got ${height}`);
+    if (!spec) {
+      throw new Error(
+        `expected --sizes from ${Object.keys(SIZES)}, got ${height}`,
+      );
+    }
     for (const content of flags.content.split(",")) {
       const name = `${height}p30 ${content}`;
       log(`${name}: making a ${SECONDS} s OBS-like clip …`);
@@ -107,7 +116,12 @@ try {
       log(`${name}: Sluice VideoTranscoder …`);
       const sluice = await runSluice(clip, spec.bitrate);
       log(`${name}: ffmpeg libx264 veryfast zerolatency …`);
-      const ffmpeg = await runFfmpeg(clip, spec.bitrate, [], `${dir}/x264.h264`);
+      const ffmpeg = await runFfmpeg(
+        clip,
+        spec.bitrate,
+        [],
+        `${dir}/x264.h264`,
+      );
       const ffmpeg1t = await runFfmpeg(clip, spec.bitrate, ["-threads", "1"]);
       await writeAnnexB(`${dir}/out.h264`, sluice.frames);
       const psnr = await measurePsnr(clip, `${dir}/out.h264`);
@@ -147,7 +161,8 @@ if (flags.json) {
 } else {
   console.log(
     `\nVideo transcode, ${SECONDS} s clips, openh264 complexity ${complexity}` +
-      (maxHeight ? `, max height ${maxHeight}` : "") + ` (${navigator.hardwareConcurrency} cores)`,
+      (maxHeight ? `, max height ${maxHeight}` : "") +
+      ` (${navigator.hardwareConcurrency} cores)`,
   );
   const header = [
     "case",
@@ -201,9 +216,38 @@ async function makeClip(
     ? `mandelbrot=size=${size}:rate=30`
     : `${content}=size=${size}:rate=30`;
   await run("ffmpeg", [
-    ...["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source, "-t", String(SECONDS)],
-    ...["-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p"],
-    ...["-bf", "3", "-g", "250", "-b:v", String(bitrate), "-maxrate", String(bitrate)],
+    ...[
+      "-nostdin",
+      "-v",
+      "error",
+      "-y",
+      "-f",
+      "lavfi",
+      "-i",
+      source,
+      "-t",
+      String(SECONDS),
+    ],
+    ...[
+      "-c:v",
+      "libx264",
+      "-preset",
+      "veryfast",
+      "-profile:v",
+      "high",
+      "-pix_fmt",
+      "yuv420p",
+    ],
+    ...[
+      "-bf",
+      "3",
+      "-g",
+      "250",
+      "-b:v",
+      String(bitrate),
+      "-maxrate",
+      String(bitrate),
+    ],
     ...["-bufsize", String(bitrate * 2), path],
   ]);
   let avcC: Uint8Array | undefined;
@@ -242,10 +286,18 @@ async function runSluice(clip: Clip, bitrate: number) {
   const stats = transcoder.stats();
   await transcoder.close();
   if (frames.length !== clip.frames.length) {
-    throw new Error(`expected ${clip.frames.length} frames out, got ${frames.length}`);
+    throw new Error(
+      `expected ${clip.frames.length} frames out, got ${frames.length}`,
+    );
   }
   const bytes = frames.reduce((sum, frame) => sum + frame.data.length, 0);
-  return { wallS, cpuS, workerCpuS: (stats.cpuMs ?? NaN) / 1000, frames, bytes };
+  return {
+    wallS,
+    cpuS,
+    workerCpuS: (stats.cpuMs ?? NaN) / 1000,
+    frames,
+    bytes,
+  };
 }
 
 /**
@@ -299,15 +351,32 @@ function quantiles(values: number[]) {
 }
 
 /** Native ffmpeg doing the same job; CPU from the shell's reaped-children times. */
-async function runFfmpeg(clip: Clip, bitrate: number, extra: string[], outPath?: string) {
+async function runFfmpeg(
+  clip: Clip,
+  bitrate: number,
+  extra: string[],
+  outPath?: string,
+) {
   const args = [
     ...["-nostdin", "-v", "error", ...extra, "-i", clip.path, "-an"],
     ...(maxHeight ? ["-vf", `scale=-2:'min(ih,${maxHeight})'`] : []),
-    ...["-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-tune", "zerolatency", ...extra],
+    ...[
+      "-c:v",
+      "libx264",
+      "-preset",
+      "veryfast",
+      "-bf",
+      "0",
+      "-tune",
+      "zerolatency",
+      ...extra,
+    ],
     ...["-b:v", String(bitrate), "-g", "60"],
     ...(outPath ? ["-f", "h264", "-y", outPath] : ["-f", "null", "-"]),
   ];
-  const quoted = args.map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(" ");
+  const quoted = args.map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(
+    " ",
+  );
   const t0 = performance.now();
   const result = await new Deno.Command("sh", {
     args: ["-c", `ffmpeg ${quoted} || exit 1; cat /proc/$$/stat`],
@@ -315,19 +384,30 @@ async function runFfmpeg(clip: Clip, bitrate: number, extra: string[], outPath?:
     stderr: "piped",
   }).output();
   const wallS = (performance.now() - t0) / 1000;
-  if (!result.success) throw new Error(`ffmpeg failed: ${new TextDecoder().decode(result.stderr)}`);
+  if (!result.success) {
+    throw new Error(
+      `ffmpeg failed: ${new TextDecoder().decode(result.stderr)}`,
+    );
+  }
   const fields = statFields(new TextDecoder().decode(result.stdout));
   // Fields 16 and 17 (cutime, cstime): CPU of waited-for children, here ffmpeg.
   const cpuS = (Number(fields[16 - 3]) + Number(fields[17 - 3])) / CLOCK_TICKS;
   return { wallS, cpuS };
 }
 
-async function writeAnnexB(path: string, frames: TranscodedFrame[]): Promise<void> {
+async function writeAnnexB(
+  path: string,
+  frames: TranscodedFrame[],
+): Promise<void> {
   const parts: Uint8Array[] = [];
   for (const frame of frames) {
-    for (const nal of frame.nalus) parts.push(new Uint8Array([0, 0, 0, 1]), nal);
+    for (const nal of frame.nalus) {
+      parts.push(new Uint8Array([0, 0, 0, 1]), nal);
+    }
   }
-  const bytes = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  const bytes = new Uint8Array(
+    parts.reduce((sum, part) => sum + part.length, 0),
+  );
   let offset = 0;
   for (const part of parts) {
     bytes.set(part, offset);
@@ -348,7 +428,9 @@ async function measurePsnr(clip: Clip, path: string): Promise<number> {
     stdout: "null",
     stderr: "piped",
   }).output();
-  const match = new TextDecoder().decode(result.stderr).match(/PSNR .*average:([\d.]+|inf)/);
+  const match = new TextDecoder().decode(result.stderr).match(
+    /PSNR .*average:([\d.]+|inf)/,
+  );
   return match ? (match[1] === "inf" ? Infinity : Number(match[1])) : NaN;
 }
 
@@ -363,9 +445,15 @@ function statFields(stat: string): string[] {
 }
 
 async function run(command: string, args: string[]): Promise<void> {
-  const result = await new Deno.Command(command, { args, stdout: "null", stderr: "piped" })
+  const result = await new Deno.Command(command, {
+    args,
+    stdout: "null",
+    stderr: "piped",
+  })
     .output();
   if (!result.success) {
-    throw new Error(`${command} failed: ${new TextDecoder().decode(result.stderr)}`);
+    throw new Error(
+      `${command} failed: ${new TextDecoder().decode(result.stderr)}`,
+    );
   }
 }

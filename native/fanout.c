@@ -168,6 +168,22 @@ static uint32_t receiver_roc(const sf_stream *st, uint16_t seq) {
   return (s_l - 32768 > seq) ? st->roc + 1 : st->roc;
 }
 
+/* AES-CM IV (RFC 3711 §4.1.1): (salt * 2^16) XOR (SSRC * 2^64) XOR (index * 2^16);
+ * for SRTCP the index is the 31-bit SRTCP index. */
+static void cm_iv(const sf_srtp *s, uint32_t ssrc, uint64_t index, uint8_t iv[16]) {
+  memset(iv, 0, 16);
+  memcpy(iv, s->salt, 14);
+  iv[4] ^= ssrc >> 24; iv[5] ^= ssrc >> 16; iv[6] ^= ssrc >> 8; iv[7] ^= ssrc;
+  for (int i = 0; i < 6; i++) iv[13 - i] ^= (uint8_t)(index >> (8 * i));
+}
+
+/* AEAD IV of an RTP packet (RFC 7714 §8.1): 00 00 || SSRC || ROC || SEQ, XOR the salt. */
+static void gcm_iv(const sf_srtp *s, uint32_t ssrc, uint32_t roc, uint16_t seq, uint8_t iv[12]) {
+  const uint8_t raw[12] = {0, 0, ssrc >> 24, ssrc >> 16, ssrc >> 8, ssrc,
+                           roc >> 24, roc >> 16, roc >> 8, roc, seq >> 8, seq};
+  for (int i = 0; i < 12; i++) iv[i] = raw[i] ^ s->salt[i];
+}
+
 static int rtp_header_len(const uint8_t *p, int len) {
   if (len < 12 || (p[0] >> 6) != 2) return -1;
   int n = 12 + 4 * (p[0] & 0x0f);
@@ -199,11 +215,8 @@ static int protect(sf_srtp *s, uint8_t *packet, int len) {
   uint32_t roc = sender_roc(st, seq);
   int out = 0;
   if (s->profile == PROFILE_CM_SHA1_80) {
-    uint8_t iv[16] = {0};
-    memcpy(iv, s->salt, 14);
-    iv[4] ^= ssrc >> 24; iv[5] ^= ssrc >> 16; iv[6] ^= ssrc >> 8; iv[7] ^= ssrc;
-    uint64_t index = ((uint64_t)roc << 16) | seq;
-    for (int i = 0; i < 6; i++) iv[13 - i] ^= (uint8_t)(index >> (8 * i));
+    uint8_t iv[16];
+    cm_iv(s, ssrc, ((uint64_t)roc << 16) | seq, iv);
     if (!EVP_EncryptInit_ex(s->cipher, NULL, NULL, NULL, iv) ||
         !EVP_EncryptUpdate(s->cipher, packet + hl, &out, packet + hl, len - hl))
       return -1;
@@ -212,8 +225,8 @@ static int protect(sf_srtp *s, uint8_t *packet, int len) {
     memcpy(packet + len, tag, 10);
     return len + 10;
   }
-  uint8_t iv[12] = {0, 0, ssrc >> 24, ssrc >> 16, ssrc >> 8, ssrc, roc >> 24, roc >> 16, roc >> 8, roc, seq >> 8, seq};
-  for (int i = 0; i < 12; i++) iv[i] ^= s->salt[i];
+  uint8_t iv[12];
+  gcm_iv(s, ssrc, roc, seq, iv);
   int tmp = 0;
   if (!EVP_EncryptInit_ex(s->cipher, NULL, NULL, NULL, iv) ||
       !EVP_EncryptUpdate(s->cipher, NULL, &tmp, packet, hl) ||
@@ -235,10 +248,8 @@ SF_API int sf_srtcp_protect(sf_srtp *s, const uint8_t *rtcp, int len, uint8_t *o
   int n = 0, tmp = 0;
   memcpy(out, rtcp, 8);
   if (s->profile == PROFILE_CM_SHA1_80) {
-    uint8_t iv[16] = {0};
-    memcpy(iv, s->salt, 14);
-    iv[4] ^= ssrc >> 24; iv[5] ^= ssrc >> 16; iv[6] ^= ssrc >> 8; iv[7] ^= ssrc;
-    iv[10] ^= index >> 24; iv[11] ^= index >> 16; iv[12] ^= index >> 8; iv[13] ^= index;
+    uint8_t iv[16];
+    cm_iv(s, ssrc, index, iv);
     if (!EVP_EncryptInit_ex(s->cipher, NULL, NULL, NULL, iv) ||
         !EVP_EncryptUpdate(s->cipher, out + 8, &n, rtcp + 8, len - 8))
       return -1;
@@ -290,17 +301,14 @@ SF_API int sf_srtp_unprotect(sf_srtp *s, uint8_t *packet, int len) {
       st->auth_failures++;
       return -2;
     }
-    uint8_t iv[16] = {0};
-    memcpy(iv, s->salt, 14);
-    iv[4] ^= ssrc >> 24; iv[5] ^= ssrc >> 16; iv[6] ^= ssrc >> 8; iv[7] ^= ssrc;
-    uint64_t index = ((uint64_t)roc << 16) | seq;
-    for (int i = 0; i < 6; i++) iv[13 - i] ^= (uint8_t)(index >> (8 * i));
+    uint8_t iv[16];
+    cm_iv(s, ssrc, ((uint64_t)roc << 16) | seq, iv);
     if (!EVP_EncryptInit_ex(s->cipher, NULL, NULL, NULL, iv) ||
         !EVP_EncryptUpdate(s->cipher, packet + hl, &out, packet + hl, body - hl))
       return -1;
   } else {
-    uint8_t iv[12] = {0, 0, ssrc >> 24, ssrc >> 16, ssrc >> 8, ssrc, roc >> 24, roc >> 16, roc >> 8, roc, seq >> 8, seq};
-    for (int i = 0; i < 12; i++) iv[i] ^= s->salt[i];
+    uint8_t iv[12];
+    gcm_iv(s, ssrc, roc, seq, iv);
     if (!s->decipher) {
       s->decipher = EVP_CIPHER_CTX_new();
       if (!s->decipher || !EVP_DecryptInit_ex(s->decipher, EVP_aes_128_gcm(), NULL, s->key, NULL)) return -1;

@@ -12,7 +12,8 @@
  *
  * @module
  */
-import { RTCPeerConnection, RTCRtpCodecParameters, useFIR, useNACK, usePLI } from "werift";
+import { RTCPeerConnection } from "werift";
+import { viewerH264, viewerOpus } from "../../tests/support/werift_codecs.ts";
 import { loadFanout, SrtpContext } from "../../lib/webrtc/fast/ffi.ts";
 import { installNativeUdp, NativeUdpTransport } from "../../lib/webrtc/fast/udp.ts";
 
@@ -37,15 +38,10 @@ async function connect(): Promise<void> {
   const pc = new RTCPeerConnection({
     codecs: {
       video: [
-        new RTCRtpCodecParameters({
-          mimeType: "video/H264",
-          clockRate: 90000,
-          rtcpFeedback: [useNACK(), usePLI(), useFIR()],
-          parameters: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-        }),
+        viewerH264(),
       ],
       audio: [
-        new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 }),
+        viewerOpus(),
       ],
     },
     iceUseIpv4: false,
@@ -58,7 +54,10 @@ async function connect(): Promise<void> {
   pc.addTransceiver("video", { direction: "recvonly" });
   pc.addTransceiver("audio", { direction: "recvonly" });
   const up = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("not connected in 60 s")), 60_000);
+    const timer = setTimeout(
+      () => reject(new Error("not connected in 60 s")),
+      60_000,
+    );
     pc.connectionStateChange.subscribe((s) => {
       if (s === "connected") {
         clearTimeout(timer);
@@ -85,7 +84,10 @@ async function connect(): Promise<void> {
   const dtls = pc.getTransceivers()[0].receiver.dtlsTransport as unknown as {
     dtls: {
       srtp: { srtpProfile: number };
-      extractSessionKeys(k: number, s: number): { remoteKey: Uint8Array; remoteSalt: Uint8Array };
+      extractSessionKeys(
+        k: number,
+        s: number,
+      ): { remoteKey: Uint8Array; remoteSalt: Uint8Array };
     };
     iceTransport: { connection: { protocols: { transport?: unknown }[] } };
   };
@@ -118,7 +120,9 @@ await Promise.all(
         failed++;
         console.error(`viewer failed: ${(err as Error).message}`);
       }
-      if ((connected + failed) % 10 === 0 || connected + failed === count) report();
+      if ((connected + failed) % 10 === 0 || connected + failed === count) {
+        report();
+      }
     }
   }),
 );
@@ -147,7 +151,9 @@ for await (const chunk of lines) {
       }));
     } else if (cmd === "quit") {
       await Promise.all(viewers.map(async (v) => {
-        if (v.location) await fetch(v.location, { method: "DELETE" }).catch(() => {});
+        if (v.location) {
+          await fetch(v.location, { method: "DELETE" }).catch(() => {});
+        }
         await v.pc.close().catch(() => {});
       }));
       Deno.exit(0);

@@ -40,13 +40,22 @@ async function run(m) {
   switch (m.cmd) {
     case "open": {
       const page = await ctx.newPage();
-      page.on("console", (msg) => process.stderr.write(`[page ${m.viewer}] ${msg.text()}\n`));
+      page.on(
+        "console",
+        (msg) => process.stderr.write(`[page ${m.viewer}] ${msg.text()}\n`),
+      );
       await page.goto(m.base + "/healthz");
-      await page.setContent(`<!doctype html><html><body style="margin:0;background:#000">
-        <video id="v" autoplay muted playsinline style="width:640px;height:360px"></video></body></html>`);
+      await page.setContent(
+        `<!doctype html><html><body style="margin:0;background:#000">
+        <video id="v" autoplay muted playsinline style="width:640px;height:360px"></video></body></html>`,
+      );
       await page.addScriptTag({ content: viewerJs });
       await page.evaluate(([base, room]) => {
-        globalThis.viewer = globalThis.sluiceViewer(base, room, document.getElementById("v"));
+        globalThis.viewer = globalThis.sluiceViewer(
+          base,
+          room,
+          document.getElementById("v"),
+        );
       }, [m.base, m.room]);
       pages.set(m.viewer, page);
       return true;
@@ -55,7 +64,10 @@ async function run(m) {
       let page = pages.get(m.viewer);
       if (!page) {
         page = await ctx.newPage();
-        page.on("console", (msg) => process.stderr.write(`[page ${m.viewer}] ${msg.text()}\n`));
+        page.on(
+          "console",
+          (msg) => process.stderr.write(`[page ${m.viewer}] ${msg.text()}\n`),
+        );
         if (m.viewport) await page.setViewportSize(m.viewport);
         pages.set(m.viewer, page);
       }
@@ -66,10 +78,15 @@ async function run(m) {
       await pages.get(m.viewer).click(m.selector, { timeout: 10000 });
       return true;
     case "waitFor":
-      await pages.get(m.viewer).waitForSelector(m.selector, { timeout: m.timeout ?? 15000 });
+      await pages.get(m.viewer).waitForSelector(m.selector, {
+        timeout: m.timeout ?? 15000,
+      });
       return true;
     case "shot":
-      await pages.get(m.viewer).screenshot({ path: m.path, fullPage: !!m.fullPage });
+      await pages.get(m.viewer).screenshot({
+        path: m.path,
+        fullPage: !!m.fullPage,
+      });
       return m.path;
     case "stats": {
       const page = pages.get(m.viewer);
@@ -104,7 +121,8 @@ async function run(m) {
       return await pages.get(m.viewer).evaluate(m.js);
     case "close": {
       const page = pages.get(m.viewer);
-      await page.evaluate(() => globalThis.viewer && globalThis.viewer.close()).catch(() => {});
+      await page.evaluate(() => globalThis.viewer && globalThis.viewer.close())
+        .catch(() => {});
       await page.close();
       pages.delete(m.viewer);
       return true;

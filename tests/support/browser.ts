@@ -16,7 +16,11 @@ export interface Browser {
   pixels(viewer: string, points: [number, number][]): Promise<number[][]>;
   close(viewer: string): Promise<void>;
   /** Opens (or navigates) a named page to a URL. */
-  goto(viewer: string, url: string, viewport?: { width: number; height: number }): Promise<void>;
+  goto(
+    viewer: string,
+    url: string,
+    viewport?: { width: number; height: number },
+  ): Promise<void>;
   /** Clicks the element matching a CSS selector. */
   click(viewer: string, selector: string): Promise<void>;
   /** Waits until a CSS selector matches. */
@@ -41,14 +45,19 @@ export async function startBrowser(): Promise<Browser> {
     stderr: "piped",
   }).spawn();
   const writer = child.stdin.getWriter();
-  const pending = new Map<number, { resolve: (v: Json) => void; reject: (e: Error) => void }>();
+  const pending = new Map<
+    number,
+    { resolve: (v: Json) => void; reject: (e: Error) => void }
+  >();
   let nextId = 1;
   let errText = "";
   let ready: () => void = () => {};
   const readyP = new Promise<void>((r) => ready = r);
   (async () => {
     const d = new TextDecoder();
-    for await (const c of child.stderr) errText = (errText + d.decode(c)).slice(-4 * 1024 * 1024);
+    for await (const c of child.stderr) {
+      errText = (errText + d.decode(c)).slice(-4 * 1024 * 1024);
+    }
   })();
   (async () => {
     const d = new TextDecoder();
@@ -68,7 +77,9 @@ export async function startBrowser(): Promise<Browser> {
         else p.resolve(m.result);
       }
     }
-    for (const p of pending.values()) p.reject(new Error(`browser exited:\n${errText}`));
+    for (const p of pending.values()) {
+      p.reject(new Error(`browser exited:\n${errText}`));
+    }
   })();
   const status = child.status;
   await Promise.race([
@@ -77,7 +88,10 @@ export async function startBrowser(): Promise<Browser> {
       throw new Error(`browser failed to start:\n${errText}`);
     }),
   ]);
-  const call = (m: Record<string, unknown>, timeoutMs = 30_000): Promise<Json> => {
+  const call = (
+    m: Record<string, unknown>,
+    timeoutMs = 30_000,
+  ): Promise<Json> => {
     const id = nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -94,7 +108,9 @@ export async function startBrowser(): Promise<Browser> {
           reject(e);
         },
       });
-      writer.write(new TextEncoder().encode(JSON.stringify({ ...m, id }) + "\n")).catch(reject);
+      writer.write(
+        new TextEncoder().encode(JSON.stringify({ ...m, id }) + "\n"),
+      ).catch(reject);
     });
   };
   return {
@@ -107,7 +123,10 @@ export async function startBrowser(): Promise<Browser> {
     goto: (viewer, url, viewport) => call({ cmd: "goto", viewer, url, viewport }),
     click: (viewer, selector) => call({ cmd: "click", viewer, selector }),
     waitFor: (viewer, selector, timeoutMs) =>
-      call({ cmd: "waitFor", viewer, selector, timeout: timeoutMs }, (timeoutMs ?? 15000) + 5000),
+      call(
+        { cmd: "waitFor", viewer, selector, timeout: timeoutMs },
+        (timeoutMs ?? 15000) + 5000,
+      ),
     shot: (viewer, path, fullPage) => call({ cmd: "shot", viewer, path, fullPage }),
     log: () => errText,
     async quit() {

@@ -24,7 +24,9 @@ export function bySequence(
     last = p.sequenceNumber;
     if (!seen.has(ext)) seen.set(ext, p);
   }
-  return [...seen.entries()].sort((a, b) => a[0] - b[0]).map(([ext, packet]) => ({ ext, packet }));
+  return [...seen.entries()].sort((a, b) => a[0] - b[0]).map((
+    [ext, packet],
+  ) => ({ ext, packet }));
 }
 
 /** 32-bit RTP timestamp difference `a - b` as a signed number. */
@@ -54,7 +56,9 @@ export async function decodeOpusRtp(
   try {
     let expect = ordered[0].ext;
     for (const { ext, packet } of ordered) {
-      for (; expect < ext; expect++, concealed++) parts.push(decoder.decode(new Uint8Array(0)));
+      for (; expect < ext; expect++, concealed++) {
+        parts.push(decoder.decode(new Uint8Array(0)));
+      }
       parts.push(decoder.decode(packet.payload));
       expect = ext + 1;
     }
@@ -134,12 +138,15 @@ export function dominantFrequency(
 ): SpectralPeak {
   let n = 1;
   while (n * 2 <= samples.length) n *= 2;
-  if (n < 4096) throw new Error(`expected at least 4096 samples, got ${samples.length}`);
+  if (n < 4096) {
+    throw new Error(`expected at least 4096 samples, got ${samples.length}`);
+  }
   const offset = samples.length - n; // the newest span: past any start-up transient
   const re = new Float64Array(n);
   const im = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    re[i] = samples[offset + i] * (0.5 - 0.5 * Math.cos((2 * Math.PI * i) / (n - 1)));
+    re[i] = samples[offset + i] *
+      (0.5 - 0.5 * Math.cos((2 * Math.PI * i) / (n - 1)));
   }
   fft(re, im);
   const power = (k: number) => re[k] * re[k] + im[k] * im[k];
@@ -229,7 +236,9 @@ export function depacketizeH264(packets: readonly RecordedRtp[]): AccessUnit[] {
       complete = false; // the previous unit lost its marker packet
       flush();
     }
-    if (lastExt !== undefined && ext !== lastExt + 1 && ts !== undefined) complete = false;
+    if (lastExt !== undefined && ext !== lastExt + 1 && ts !== undefined) {
+      complete = false;
+    }
     lastExt = ext;
     ts = packet.timestamp;
     const p = packet.payload;
@@ -268,7 +277,9 @@ export function depacketizeH264(packets: readonly RecordedRtp[]): AccessUnit[] {
  *
  * @throws {Error} When ffmpeg fails or returns a different number of frames.
  */
-export async function decodeMeanLuma(units: readonly AccessUnit[]): Promise<number[]> {
+export async function decodeMeanLuma(
+  units: readonly AccessUnit[],
+): Promise<number[]> {
   const size = units.reduce((n, u) => n + u.data.length, 0);
   const stream = new Uint8Array(size);
   let offset = 0;
@@ -304,12 +315,16 @@ export async function decodeMeanLuma(units: readonly AccessUnit[]): Promise<numb
   const write = writer.write(stream).then(() => writer.close());
   const [out] = await Promise.all([child.output(), write]);
   if (!out.success) {
-    throw new Error(`ffmpeg could not decode the H.264: ${new TextDecoder().decode(out.stderr)}`);
+    throw new Error(
+      `ffmpeg could not decode the H.264: ${new TextDecoder().decode(out.stderr)}`,
+    );
   }
   const frame = w * h;
   const frames = out.stdout.length / frame;
   if (frames !== units.length) {
-    throw new Error(`expected ffmpeg to decode ${units.length} frames, got ${frames}`);
+    throw new Error(
+      `expected ffmpeg to decode ${units.length} frames, got ${frames}`,
+    );
   }
   const luma: number[] = [];
   for (let f = 0; f < frames; f++) {
@@ -321,7 +336,11 @@ export async function decodeMeanLuma(units: readonly AccessUnit[]): Promise<numb
 }
 
 /** NTP time (seconds) of an RTP timestamp through a sender report of its stream. */
-export function rtpToNtp(sr: SenderReport, timestamp: number, clockRate: number): number {
+export function rtpToNtp(
+  sr: SenderReport,
+  timestamp: number,
+  clockRate: number,
+): number {
   return sr.ntpSeconds + tsDiff(timestamp, sr.rtpTimestamp) / clockRate;
 }
 
@@ -338,7 +357,9 @@ export function fitRtpToNtp(
   reports: readonly SenderReport[],
   clockRate: number,
 ): (timestamp: number) => number {
-  if (reports.length === 0) throw new Error("expected sender reports, got none");
+  if (reports.length === 0) {
+    throw new Error("expected sender reports, got none");
+  }
   const ref = reports[reports.length - 1].rtpTimestamp;
   const offsets = reports.map((r) => r.ntpSeconds - tsDiff(r.rtpTimestamp, ref) / clockRate)
     .sort((a, b) => a - b);

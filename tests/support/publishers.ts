@@ -33,7 +33,9 @@ function spawn(
   let text = "";
   const pump = async (s: ReadableStream<Uint8Array>) => {
     const d = new TextDecoder();
-    for await (const c of s) text = (text + d.decode(c, { stream: true })).slice(-64 * 1024);
+    for await (const c of s) {
+      text = (text + d.decode(c, { stream: true })).slice(-64 * 1024);
+    }
   };
   const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
   let done = false;
@@ -86,8 +88,14 @@ export interface ClipFrames {
 }
 
 /** Encodes a testsrc2 + 440 Hz clip into an FLV file (once per options in this process). */
-export async function makeClip(dir: string, o: ClipOptions = {}): Promise<string> {
-  const w = o.width ?? 640, h = o.height ?? 360, fps = o.fps ?? 30, secs = o.seconds ?? 4;
+export async function makeClip(
+  dir: string,
+  o: ClipOptions = {},
+): Promise<string> {
+  const w = o.width ?? 640,
+    h = o.height ?? 360,
+    fps = o.fps ?? 30,
+    secs = o.seconds ?? 4;
   const name = `clip-${w}x${h}-${fps}-${secs}-${o.gop ?? 60}-${o.bframes ? "b" : "nob"}-${
     o.videoBitrate ?? "def"
   }-${o.audioRate ?? 44100}-${o.audioChannels ?? 2}-${o.profile ?? "high"}.flv`;
@@ -109,7 +117,14 @@ export async function makeClip(dir: string, o: ClipOptions = {}): Promise<string
     "-pix_fmt",
     "yuv420p",
     ...(o.videoBitrate
-      ? ["-b:v", o.videoBitrate, "-maxrate", o.videoBitrate, "-bufsize", o.videoBitrate]
+      ? [
+        "-b:v",
+        o.videoBitrate,
+        "-maxrate",
+        o.videoBitrate,
+        "-bufsize",
+        o.videoBitrate,
+      ]
       : []),
   ];
   const out = await new Deno.Command("ffmpeg", {
@@ -145,7 +160,11 @@ export async function makeClip(dir: string, o: ClipOptions = {}): Promise<string
     stdout: "null",
     stderr: "piped",
   }).output();
-  if (!out.success) throw new Error(`ffmpeg clip failed: ${new TextDecoder().decode(out.stderr)}`);
+  if (!out.success) {
+    throw new Error(
+      `ffmpeg clip failed: ${new TextDecoder().decode(out.stderr)}`,
+    );
+  }
   await Deno.rename(path + ".tmp", path);
   return path;
 }
@@ -153,7 +172,11 @@ export async function makeClip(dir: string, o: ClipOptions = {}): Promise<string
 /** Counts packets and keyframes with ffprobe. */
 export async function probeFrames(path: string): Promise<ClipFrames> {
   const run = async (args: string[]) => {
-    const out = await new Deno.Command("ffprobe", { args, stdout: "piped", stderr: "piped" })
+    const out = await new Deno.Command("ffprobe", {
+      args,
+      stdout: "piped",
+      stderr: "piped",
+    })
       .output();
     if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
     return new TextDecoder().decode(out.stdout);
@@ -193,7 +216,11 @@ export function publishFfmpeg(url: string, args: string[]): Publisher {
 }
 
 /** ffmpeg sends a clip in real time, unchanged (`-c copy`). */
-export function publishClip(url: string, clip: string, extra: string[] = []): Publisher {
+export function publishClip(
+  url: string,
+  clip: string,
+  extra: string[] = [],
+): Publisher {
   return spawn("ffmpeg", [
     "-nostdin",
     "-hide_banner",
@@ -370,7 +397,9 @@ export async function publishObs(
     `FPSType=0\nFPSCommon=30\nColorFormat=NV12\nColorSpace=709\nColorRange=Partial\n\n` +
     `[Audio]\nSampleRate=48000\nChannelSetup=Stereo\n\n[Output]\nMode=Simple\nReconnect=false\n\n` +
     `[SimpleOutput]\nStreamEncoder=x264\nVBitrate=1500\nABitrate=128\nPreset=veryfast\nRecEncoder=x264\n`;
-  if (options.x264opts) basic += `UseAdvanced=true\nx264Settings=${options.x264opts}\n`;
+  if (options.x264opts) {
+    basic += `UseAdvanced=true\nx264Settings=${options.x264opts}\n`;
+  }
   await Deno.writeTextFile(`${cfg}/basic/profiles/Test/basic.ini`, basic);
   await Deno.writeTextFile(
     `${cfg}/basic/profiles/Test/service.json`,

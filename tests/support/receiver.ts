@@ -25,7 +25,9 @@ export interface ReceivedRequest {
 }
 
 /** How to answer a request: a status, or a promise of one (a slow receiver). */
-export type Responder = (request: Omit<ReceivedRequest, "status">) => number | Promise<number>;
+export type Responder = (
+  request: Omit<ReceivedRequest, "status">,
+) => number | Promise<number>;
 
 /** A running receiver. */
 export interface Receiver {
@@ -141,7 +143,8 @@ export function verifySluiceSignature(
   const signatures = parts.filter(([k]) => k === "v1").map(([, v]) => v);
   if (!t || !/^\d+$/.test(t) || signatures.length === 0) return false;
   if (Math.abs(Date.now() / 1000 - Number(t)) > toleranceSeconds) return false;
-  const expected = createHmac("sha256", secret).update(`${t}.${rawBody}`).digest();
+  const expected = createHmac("sha256", secret).update(`${t}.${rawBody}`)
+    .digest();
   return signatures.some((s) => {
     const given = Buffer.from(s, "hex");
     return given.length === expected.length && timingSafeEqual(given, expected);

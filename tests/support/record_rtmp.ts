@@ -51,12 +51,17 @@ async function pipe(
  * Accepts one connection, proxies it to the target until both directions end, and
  * returns every byte the client sent, in order.
  */
-export async function recordOneSession(options: RecordOptions): Promise<Uint8Array> {
+export async function recordOneSession(
+  options: RecordOptions,
+): Promise<Uint8Array> {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: options.port });
   options.onListen?.((listener.addr as Deno.NetAddr).port);
   const client = await listener.accept();
   listener.close();
-  const server = await Deno.connect({ hostname: options.targetHost, port: options.targetPort });
+  const server = await Deno.connect({
+    hostname: options.targetHost,
+    port: options.targetPort,
+  });
   const parts: Uint8Array[] = [];
   await Promise.all([
     pipe(client, server, (bytes) => parts.push(bytes)),
@@ -82,7 +87,9 @@ if (import.meta.main) {
   const target = flag(Deno.args, "target");
   const out = flag(Deno.args, "out");
   if (!target || !out) {
-    console.error("usage: record_rtmp.ts --target HOST:PORT --out FILE [--port N]");
+    console.error(
+      "usage: record_rtmp.ts --target HOST:PORT --out FILE [--port N]",
+    );
     Deno.exit(2);
   }
   const colon = target.lastIndexOf(":");

@@ -24,7 +24,10 @@ export class RtmpTestClient {
   #isClosed = false;
   #handshakeBytes: Uint8Array = new Uint8Array(0);
   #handshakeDone = false;
-  #reader = new ChunkStreamReader({ maxMessageSize: 64 * 1024 * 1024, maxChunkSize: 0x7fffffff });
+  #reader = new ChunkStreamReader({
+    maxMessageSize: 64 * 1024 * 1024,
+    maxChunkSize: 0x7fffffff,
+  });
   #waiters = new Set<() => void>();
   #readError: unknown;
 
@@ -36,7 +39,9 @@ export class RtmpTestClient {
 
   /** Opens a TCP connection to `127.0.0.1:port`. */
   static async open(port: number): Promise<RtmpTestClient> {
-    return new RtmpTestClient(await Deno.connect({ hostname: "127.0.0.1", port }));
+    return new RtmpTestClient(
+      await Deno.connect({ hostname: "127.0.0.1", port }),
+    );
   }
 
   /** Opens a connection and completes the plain (unsigned) handshake. */
@@ -68,7 +73,8 @@ export class RtmpTestClient {
       // A reset counts as closed by the server, and so does our own close(); anything
       // else (a chunk stream we cannot parse) is kept and rethrown to the test.
       if (
-        !(err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.BadResource ||
+        !(err instanceof Deno.errors.ConnectionReset ||
+          err instanceof Deno.errors.BadResource ||
           err instanceof Deno.errors.Interrupted)
       ) this.#readError = err;
     }
@@ -89,7 +95,10 @@ export class RtmpTestClient {
     let message: RtmpMessage | undefined;
     while ((message = this.#reader.next()) !== undefined) {
       if (message.type === 1 && message.payload.length >= 4) {
-        const size = new DataView(message.payload.buffer, message.payload.byteOffset).getUint32(0);
+        const size = new DataView(
+          message.payload.buffer,
+          message.payload.byteOffset,
+        ).getUint32(0);
         this.#reader.setChunkSize(size & 0x7fffffff);
       }
       this.received.push(message);
@@ -102,7 +111,10 @@ export class RtmpTestClient {
   }
 
   /** Waits until `check` returns a value, the connection closes (undefined) or `timeoutMs`. */
-  #until<T>(check: () => T | undefined, timeoutMs: number): Promise<T | undefined> {
+  #until<T>(
+    check: () => T | undefined,
+    timeoutMs: number,
+  ): Promise<T | undefined> {
     return new Promise((resolve) => {
       const done = (v: T | undefined) => {
         this.#waiters.delete(poll);
@@ -124,7 +136,9 @@ export class RtmpTestClient {
   async write(bytes: Uint8Array): Promise<boolean> {
     try {
       let offset = 0;
-      while (offset < bytes.length) offset += await this.conn.write(bytes.subarray(offset));
+      while (offset < bytes.length) {
+        offset += await this.conn.write(bytes.subarray(offset));
+      }
       return true;
     } catch {
       return false;
@@ -149,11 +163,15 @@ export class RtmpTestClient {
     this.#handshakeDone = true;
     this.#handshakeBytes = new Uint8Array(0);
     if (rest.length) this.#take(rest);
-    if (!await this.write(s1)) throw new Error("handshake: server closed before C2");
+    if (!await this.write(s1)) {
+      throw new Error("handshake: server closed before C2");
+    }
   }
 
   /** Sends one message, split into chunks of the default size. */
-  send(message: Omit<RtmpMessage, "csid"> & { csid?: number }): Promise<boolean> {
+  send(
+    message: Omit<RtmpMessage, "csid"> & { csid?: number },
+  ): Promise<boolean> {
     return this.write(encodeChunks({ csid: 3, ...message }, OUT_CHUNK_SIZE));
   }
 

@@ -23,6 +23,8 @@ export interface TestServer {
   stop(): Promise<number>;
   /** The `--data-dir` of this run. */
   readonly dataDir: string;
+  /** The server's process id (for CPU and memory figures). */
+  readonly pid: number;
   /** SIGKILL (no graceful stop), then wait; returns the exit code. */
   kill(): Promise<number>;
 }
@@ -38,7 +40,8 @@ export async function startTestServer(
   } = {},
 ): Promise<TestServer> {
   const ownDataDir = options.dataDir === undefined;
-  const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "sluice-test-data-" });
+  const dataDir = options.dataDir ??
+    await Deno.makeTempDir({ prefix: "sluice-test-data-" });
   const removeDataDir = () =>
     ownDataDir ? Deno.remove(dataDir, { recursive: true }).catch(() => {}) : Promise.resolve();
   const child = new Deno.Command(Deno.execPath(), {
@@ -92,7 +95,11 @@ export async function startTestServer(
       };
       const timer = setTimeout(() => {
         waiters.delete(check);
-        reject(new Error(`server log did not match ${pattern} within ${timeoutMs} ms:\n${text}`));
+        reject(
+          new Error(
+            `server log did not match ${pattern} within ${timeoutMs} ms:\n${text}`,
+          ),
+        );
       }, timeoutMs);
       waiters.add(check);
       check();
@@ -109,7 +116,9 @@ export async function startTestServer(
     m = await Promise.race([
       waitForLog(/listening rtmp=(\d+) http=(\d+)/, 20_000),
       status.then((s) => {
-        throw new Error(`server exited with ${s.code} before listening:\n${text}`);
+        throw new Error(
+          `server exited with ${s.code} before listening:\n${text}`,
+        );
       }),
     ]);
   } catch (err) {
@@ -123,6 +132,7 @@ export async function startTestServer(
   const httpPort = Number(m[2]);
   const httpUrl = `http://127.0.0.1:${httpPort}`;
   return {
+    pid: child.pid,
     rtmpPort,
     httpPort,
     rtmpUrl: `rtmp://127.0.0.1:${rtmpPort}/live`,
@@ -132,7 +142,9 @@ export async function startTestServer(
     async api<T>(path: string): Promise<T> {
       const res = await fetch(httpUrl + path);
       const body = await res.json();
-      if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${JSON.stringify(body)}`);
+      if (!res.ok) {
+        throw new Error(`GET ${path}: ${res.status} ${JSON.stringify(body)}`);
+      }
       return body as T;
     },
     async stop() {
@@ -159,7 +171,12 @@ export async function startTestServer(
 
 /** Polls `fn` until it returns a truthy value or `timeoutMs` passes. */
 export async function waitFor<T>(
-  fn: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  fn: () =>
+    | Promise<T | undefined | null | false>
+    | T
+    | undefined
+    | null
+    | false,
   timeoutMs = 10_000,
   what = "condition",
   intervalMs = 100,
@@ -175,5 +192,7 @@ export async function waitFor<T>(
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`,
+  );
 }

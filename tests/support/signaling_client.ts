@@ -27,14 +27,21 @@ export interface SignalingClient {
   /** Sends a string as is, or an object as JSON. */
   send(data: string | Record<string, unknown>): void;
   /** Waits for a message matching `pred` received at index `from` or later. */
-  next(pred: (m: Json) => boolean, timeoutMs?: number, from?: number): Promise<Json>;
+  next(
+    pred: (m: Json) => boolean,
+    timeoutMs?: number,
+    from?: number,
+  ): Promise<Json>;
   /** Waits for the close (or throws after `timeoutMs`). */
   waitClosed(timeoutMs?: number): Promise<Closed>;
   close(): void;
 }
 
 /** Opens `url` (ws://…/ws/<room>) and waits until it is open or closed. */
-export async function openSignaling(url: string, timeoutMs = 5000): Promise<SignalingClient> {
+export async function openSignaling(
+  url: string,
+  timeoutMs = 5000,
+): Promise<SignalingClient> {
   const ws = new WebSocket(url);
   const messages: Json[] = [];
   const waiters = new Set<() => void>();
@@ -70,7 +77,11 @@ export async function openSignaling(url: string, timeoutMs = 5000): Promise<Sign
     });
   });
 
-  const wait = <T>(check: () => T | undefined, timeoutMs: number, what: string) =>
+  const wait = <T>(
+    check: () => T | undefined,
+    timeoutMs: number,
+    what: string,
+  ) =>
     new Promise<T>((resolve, reject) => {
       const test = () => {
         const v = check();
@@ -104,7 +115,11 @@ export async function openSignaling(url: string, timeoutMs = 5000): Promise<Sign
       ws.send(typeof data === "string" ? data : JSON.stringify(data));
     },
     next(pred, timeoutMs = 5000, from = 0) {
-      return wait(() => messages.slice(from).find(pred), timeoutMs, "a matching message");
+      return wait(
+        () => messages.slice(from).find(pred),
+        timeoutMs,
+        "a matching message",
+      );
     },
     waitClosed(timeoutMs = 5000) {
       return wait(() => closedWith, timeoutMs, "the close");

@@ -97,7 +97,8 @@ export async function testsrc2StaticPoints(
     }
     for (let p = 0, i = 0; p < differ.length; p++, i += 3) {
       if (
-        Math.abs(frame[i] - first[i]) > 2 || Math.abs(frame[i + 1] - first[i + 1]) > 2 ||
+        Math.abs(frame[i] - first[i]) > 2 ||
+        Math.abs(frame[i + 1] - first[i + 1]) > 2 ||
         Math.abs(frame[i + 2] - first[i + 2]) > 2
       ) {
         differ[p]++;
@@ -120,14 +121,20 @@ export async function testsrc2StaticPoints(
   }
   const status = await child.status;
   if (!status.success || !first || frames < total) {
-    throw new Error(`ffmpeg testsrc2 gave ${frames} of ${total} frames: ${await stderr}`);
+    throw new Error(
+      `ffmpeg testsrc2 gave ${frames} of ${total} frames: ${await stderr}`,
+    );
   }
 
   const byColour = new Map<string, ReferencePoint[]>();
   for (let y = radius; y < height - radius; y += step) {
     for (let x = radius; x < width - radius; x += step) {
       const c = (y * width + x) * 3;
-      const rgb: [number, number, number] = [first[c], first[c + 1], first[c + 2]];
+      const rgb: [number, number, number] = [
+        first[c],
+        first[c + 1],
+        first[c + 2],
+      ];
       if (Math.max(...rgb) < minLevel) continue;
       let steady = true;
       block: for (let dy = -radius; dy <= radius; dy++) {
@@ -136,7 +143,8 @@ export async function testsrc2StaticPoints(
           const i = p * 3;
           if (
             longest[p] > maxRun || differ[p] > frames / 10 ||
-            Math.abs(first[i] - rgb[0]) > 2 || Math.abs(first[i + 1] - rgb[1]) > 2 ||
+            Math.abs(first[i] - rgb[0]) > 2 ||
+            Math.abs(first[i + 1] - rgb[1]) > 2 ||
             Math.abs(first[i + 2] - rgb[2]) > 2
           ) {
             steady = false;
@@ -157,7 +165,11 @@ export async function testsrc2StaticPoints(
       Array.from(
         { length: Math.min(perColour, points.length) },
         (_, k) =>
-          points[Math.floor((k + 0.5) * points.length / Math.min(perColour, points.length))],
+          points[
+            Math.floor(
+              (k + 0.5) * points.length / Math.min(perColour, points.length),
+            )
+          ],
       )
     );
 }

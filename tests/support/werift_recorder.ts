@@ -6,16 +6,8 @@
  *
  * @module
  */
-import {
-  RTCPeerConnection,
-  type RtcpPacket,
-  RTCRtpCodecParameters,
-  type RTCRtpTransceiver,
-  type RtpPacket,
-  useFIR,
-  useNACK,
-  usePLI,
-} from "werift";
+import { RTCPeerConnection, type RtcpPacket, type RTCRtpTransceiver, type RtpPacket } from "werift";
+import { viewerH264, viewerOpus } from "./werift_codecs.ts";
 import { type Json, openSignaling, type SignalingClient } from "./signaling_client.ts";
 
 /** One received RTP packet. */
@@ -130,20 +122,10 @@ export async function startWeriftRecorder(
   const pc = new RTCPeerConnection({
     codecs: {
       video: [
-        new RTCRtpCodecParameters({
-          mimeType: "video/H264",
-          clockRate: 90000,
-          rtcpFeedback: [useNACK(), usePLI(), useFIR()],
-          parameters: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-        }),
+        viewerH264(),
       ],
       audio: [
-        new RTCRtpCodecParameters({
-          mimeType: "audio/opus",
-          clockRate: 48000,
-          channels: 2,
-          parameters: "minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1",
-        }),
+        viewerOpus(),
       ],
     },
     iceUseIpv6: false,

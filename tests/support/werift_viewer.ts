@@ -5,16 +5,8 @@
  *
  * @module
  */
-import {
-  RTCPeerConnection,
-  type RtcpPacket,
-  RTCRtpCodecParameters,
-  type RTCRtpTransceiver,
-  type RtpPacket,
-  useFIR,
-  useNACK,
-  usePLI,
-} from "werift";
+import { RTCPeerConnection, type RtcpPacket, type RTCRtpTransceiver, type RtpPacket } from "werift";
+import { viewerH264 } from "./werift_codecs.ts";
 import { Buffer } from "node:buffer";
 import { type Json, openSignaling, type SignalingClient } from "./signaling_client.ts";
 
@@ -55,12 +47,7 @@ export async function startWeriftViewer(
   const pc = new RTCPeerConnection({
     codecs: {
       video: [
-        new RTCRtpCodecParameters({
-          mimeType: "video/H264",
-          clockRate: 90000,
-          rtcpFeedback: [useNACK(), usePLI(), useFIR()],
-          parameters: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-        }),
+        viewerH264(),
       ],
     },
     iceUseIpv6: false,

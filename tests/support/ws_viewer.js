@@ -40,7 +40,9 @@ globalThis.sluiceViewer = function watch(base, room, videoEl) {
       await pc.setLocalDescription(await pc.createOffer());
       send({ type: "offer", sdp: pc.localDescription.sdp });
       offered = true;
-      for (const c of localQueue.splice(0)) send({ type: "candidate", candidate: c });
+      for (const c of localQueue.splice(0)) {
+        send({ type: "candidate", candidate: c });
+      }
     } else if (m.type === "answer") {
       await pc.setRemoteDescription({ type: "answer", sdp: m.sdp });
       out.answerMs = performance.now() - t0;

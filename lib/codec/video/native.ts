@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { nativeLibraryCandidates } from "../../native_lib.ts";
 
 /** The shim's ABI version this file speaks (SLUICE_TC_ABI_VERSION in the C source). */
 export const SHIM_ABI_VERSION = 1;
@@ -61,31 +62,10 @@ export type NativeStats = Record<(typeof NATIVE_STATS)[number], number>;
 
 /**
  * Paths where the shim may be, best first: `$SLUICE_TRANSCODE_SHIM` alone when
- * set; else `native/build/` of this source tree (a `deno run` checkout), then
- * beside the running executable (a `deno compile` binary with the library
- * copied next to it).
+ * set; else `native/build/` of this source tree, then beside the executable.
  */
 export function shimCandidates(): string[] {
-  const explicit = quietly(
-    { name: "env", variable: SHIM_PATH_ENV },
-    () => Deno.env.get(SHIM_PATH_ENV),
-  );
-  if (explicit) return [explicit];
-  const paths: string[] = [];
-  const tree = new URL(`../../../native/build/${SHIM_FILE_NAME}`, import.meta.url);
-  if (tree.protocol === "file:") paths.push(decodeURIComponent(tree.pathname));
-  const exe = quietly({ name: "read" }, () => Deno.execPath());
-  if (exe) paths.push(exe.slice(0, exe.lastIndexOf("/") + 1) + SHIM_FILE_NAME);
-  return [...new Set(paths)];
-}
-
-/** Runs `read` only when `descriptor` is already granted (never prompts); undefined otherwise. */
-function quietly<T>(descriptor: Deno.PermissionDescriptor, read: () => T): T | undefined {
-  try {
-    return Deno.permissions.querySync(descriptor).state === "granted" ? read() : undefined;
-  } catch {
-    return undefined;
-  }
+  return nativeLibraryCandidates(SHIM_FILE_NAME, SHIM_PATH_ENV);
 }
 
 /** Opens the shim at `path` and checks its ABI version; throws with the loader's message. */

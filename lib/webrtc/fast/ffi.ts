@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { nativeLibraryCandidates } from "../../native_lib.ts";
 
 /** The library's ABI version this file speaks (SF_ABI_VERSION in the C source). */
 export const FANOUT_ABI_VERSION = 1;
@@ -88,31 +89,12 @@ export const FANOUT_SYMBOLS = {
 /** The loaded library. */
 export type FanoutLibrary = Deno.DynamicLibrary<typeof FANOUT_SYMBOLS>;
 
-/** Runs `read` only when `descriptor` is already granted (never prompts); undefined otherwise. */
-function quietly<T>(descriptor: Deno.PermissionDescriptor, read: () => T): T | undefined {
-  try {
-    return Deno.permissions.querySync(descriptor).state === "granted" ? read() : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Paths where the library may be, best first: `$SLUICE_FANOUT_LIB` alone when
  * set; else `native/build/` of this source tree, then beside the executable.
  */
 export function fanoutCandidates(): string[] {
-  const explicit = quietly(
-    { name: "env", variable: FANOUT_PATH_ENV },
-    () => Deno.env.get(FANOUT_PATH_ENV),
-  );
-  if (explicit) return [explicit];
-  const paths: string[] = [];
-  const tree = new URL(`../../../native/build/${FANOUT_FILE_NAME}`, import.meta.url);
-  if (tree.protocol === "file:") paths.push(decodeURIComponent(tree.pathname));
-  const exe = quietly({ name: "read" }, () => Deno.execPath());
-  if (exe) paths.push(exe.slice(0, exe.lastIndexOf("/") + 1) + FANOUT_FILE_NAME);
-  return [...new Set(paths)];
+  return nativeLibraryCandidates(FANOUT_FILE_NAME, FANOUT_PATH_ENV);
 }
 
 let loaded: FanoutLibrary | Error | undefined;
