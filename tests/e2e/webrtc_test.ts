@@ -333,66 +333,79 @@ Deno.test("webrtc: Chromium plays what ffmpeg publishes", e2e, async (t) => {
       },
     });
 
-    await t.step("a PLI or FIR is answered at once from the cached GOP (werift peer)", async () => {
-      // Chromium has no API to send a PLI; a werift peer in the test does, in a room
-      // with an 8 s keyframe interval so only the cache can answer within a second.
-      const clip = await makeClip(clipDir, { seconds: 14, gop: 240 });
-      const publisher = publish(publishClip(`${server.rtmpUrl}/pli`, clip));
-      try {
-        await waitLive(server, "pli", 30);
-        const viewer = await startWeriftViewer(`${server.httpUrl.replace("http", "ws")}/ws/pli`);
+    await t.step(
+      "PLI/FIR are answered from the cached GOP, a NACK from the history (werift peer)",
+      async () => {
+        // Chromium has no API to send a PLI; a werift peer in the test does, in a room
+        // with an 8 s keyframe interval so only the cache can answer within a second.
+        const clip = await makeClip(clipDir, { seconds: 14, gop: 240 });
+        const publisher = publish(publishClip(`${server.rtmpUrl}/pli`, clip));
         try {
-          // The server names its bound address (--host 127.0.0.1) as a host candidate.
-          const answer = viewer.signaling.messages.find((m) => m.type === "answer");
-          const candidates = [
-            ...answer.sdp.split("\r\n").filter((l: string) => l.startsWith("a=candidate:")),
-            ...viewer.signaling.messages.filter((m) => m.type === "candidate" && m.candidate)
-              .map((m) => m.candidate.candidate),
-          ];
-          assert.ok(
-            candidates.some((c) => / 127\.0\.0\.1 \d+ typ host/.test(c)),
-            `a host candidate on 127.0.0.1: ${JSON.stringify(candidates)}`,
-          );
-          await waitFor(() => viewer.keyframes.length >= 1, 5000, "the replayed keyframe");
-          for (const kind of ["pli", "fir"] as const) {
-            await sleep(1200); // past the server's 1 s minimum between replays
-            const seen = viewer.keyframes.length;
-            const packets = viewer.packets;
-            const sent = performance.now();
-            await viewer.requestKeyframe(kind);
-            await waitFor(
-              () => viewer.keyframes.length > seen,
-              2000,
-              `a keyframe after the ${kind}`,
+          await waitLive(server, "pli", 30);
+          const viewer = await startWeriftViewer(`${server.httpUrl.replace("http", "ws")}/ws/pli`);
+          try {
+            // The server names its bound address (--host 127.0.0.1) as a host candidate.
+            const answer = viewer.signaling.messages.find((m) => m.type === "answer");
+            const candidates = [
+              ...answer.sdp.split("\r\n").filter((l: string) => l.startsWith("a=candidate:")),
+              ...viewer.signaling.messages.filter((m) => m.type === "candidate" && m.candidate)
+                .map((m) => m.candidate.candidate),
+            ];
+            assert.ok(
+              candidates.some((c) => / 127\.0\.0\.1 \d+ typ host/.test(c)),
+              `a host candidate on 127.0.0.1: ${JSON.stringify(candidates)}`,
             );
-            const answeredMs = viewer.keyframes[seen] - sent;
-            console.log(
-              `${kind.toUpperCase()} answered with a keyframe after ${answeredMs.toFixed(0)} ms`,
+            await waitFor(() => viewer.keyframes.length >= 1, 5000, "the replayed keyframe");
+            for (const kind of ["pli", "fir"] as const) {
+              await sleep(1200); // past the server's 1 s minimum between replays
+              const seen = viewer.keyframes.length;
+              const packets = viewer.packets;
+              const sent = performance.now();
+              await viewer.requestKeyframe(kind);
+              await waitFor(
+                () => viewer.keyframes.length > seen,
+                2000,
+                `a keyframe after the ${kind}`,
+              );
+              const answeredMs = viewer.keyframes[seen] - sent;
+              console.log(
+                `${kind.toUpperCase()} answered with a keyframe after ${answeredMs.toFixed(0)} ms`,
+              );
+              assert.ok(answeredMs < 1000, `keyframe ${answeredMs} ms after the ${kind}`);
+              assert.equal(
+                (await server.api<Room>("/api/rooms/pli")).frames.keyframes,
+                1,
+                "the publisher sent no new keyframe: the answer came from the cache",
+              );
+              await waitFor(
+                () => viewer.packets > packets + 30,
+                3000,
+                "live packets after the replay",
+              );
+            }
+            // A generic NACK for a packet just received: the server resends it from its
+            // history, unchanged (the same sequence number arrives a second time).
+            const seq = viewer.lastSequenceNumber!;
+            assert.equal(viewer.arrivals.get(seq), 1);
+            await viewer.nack(seq);
+            await waitFor(() => viewer.arrivals.get(seq) === 2, 2000, `packet ${seq} resent`);
+            assert.match(
+              await (await fetch(`${server.httpUrl}/metrics`)).text(),
+              /^sluice_nack_retransmitted_packets [1-9]/m,
             );
-            assert.ok(answeredMs < 1000, `keyframe ${answeredMs} ms after the ${kind}`);
-            assert.equal(
-              (await server.api<Room>("/api/rooms/pli")).frames.keyframes,
-              1,
-              "the publisher sent no new keyframe: the answer came from the cache",
-            );
-            await waitFor(
-              () => viewer.packets > packets + 30,
-              3000,
-              "live packets after the replay",
-            );
+          } finally {
+            await viewer.close();
           }
+          const [line, replays] = await server.waitForLog(
+            /viewer left: room pli \(.*, (\d+) replays, 2 keyframe requests, \d+ dropped\)/,
+            5000,
+          );
+          assert.ok(Number(replays) >= 3, line);
         } finally {
-          await viewer.close();
+          await publisher.stop();
         }
-        const [line, replays] = await server.waitForLog(
-          /viewer left: room pli \(.*, (\d+) replays, 2 keyframe requests, \d+ dropped\)/,
-          5000,
-        );
-        assert.ok(Number(replays) >= 3, line);
-      } finally {
-        await publisher.stop();
-      }
-    });
+      },
+    );
   } finally {
     if (browser) await closeViewers(...open).catch(() => {});
     await Promise.all(publishers.map((p) => p.stop()));

@@ -19,6 +19,12 @@ export interface WeriftViewer {
   readonly keyframes: readonly number[];
   /** Sends an RTCP PLI (RFC 4585) or FIR (RFC 5104) for the video stream. */
   requestKeyframe(kind?: "pli" | "fir"): Promise<void>;
+  /** Sends a generic NACK (RFC 4585 §6.2.1) for one video sequence number. */
+  nack(sequenceNumber: number): Promise<void>;
+  /** How often each of the last 4096 video sequence numbers arrived. */
+  readonly arrivals: ReadonlyMap<number, number>;
+  /** The last video sequence number received. */
+  readonly lastSequenceNumber: number | undefined;
   close(): Promise<void>;
 }
 
@@ -58,12 +64,18 @@ export async function startWeriftViewer(
   let ssrc: number | undefined;
   let lastKeyframeTs: number | undefined;
   const keyframes: number[] = [];
+  const arrivals = new Map<number, number>();
+  let lastSeq: number | undefined;
   const transceiver: RTCRtpTransceiver = pc.addTransceiver("video", {
     direction: "recvonly",
   });
   transceiver.onTrack.subscribe((track) => {
     track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
       packets++;
+      const seq = rtp.header.sequenceNumber;
+      lastSeq = seq;
+      arrivals.set(seq, (arrivals.get(seq) ?? 0) + 1);
+      arrivals.delete((seq - 4096) & 0xffff);
       ssrc = rtp.header.ssrc;
       // A keyframe is a STAP-A then one or more IDR slices, all of one timestamp.
       if (
@@ -137,6 +149,25 @@ export async function startWeriftViewer(
       return packets;
     },
     keyframes,
+    arrivals,
+    get lastSequenceNumber() {
+      return lastSeq;
+    },
+    async nack(sequenceNumber: number) {
+      if (ssrc === undefined) throw new Error("no video received yet");
+      const nack = new Uint8Array(16);
+      const view = new DataView(nack.buffer);
+      view.setUint8(0, 0x80 | 1); // V=2, FMT=1: generic NACK
+      view.setUint8(1, 205); // transport-layer feedback
+      view.setUint16(2, nack.length / 4 - 1);
+      view.setUint32(4, transceiver.receiver.rtcpSsrc >>> 0);
+      view.setUint32(8, ssrc);
+      view.setUint16(12, sequenceNumber); // PID; BLP 0: no more
+      const packet = { serialize: () => Buffer.from(nack) };
+      await transceiver.receiver.dtlsTransport.sendRtcp([
+        packet as unknown as RtcpPacket,
+      ]);
+    },
     async requestKeyframe(kind = "pli") {
       if (ssrc === undefined) throw new Error("no video received yet");
       if (kind === "pli") return await transceiver.receiver.sendRtcpPLI(ssrc);
