@@ -36,7 +36,7 @@
 #include <wels/codec_api.h>
 
 /* Bumped whenever a signature below changes; native.ts refuses a stale build. */
-#define SLUICE_TC_ABI_VERSION 1
+#define SLUICE_TC_ABI_VERSION 2
 
 #define SLUICE_EXPORT __attribute__((visibility("default")))
 
@@ -60,6 +60,7 @@ enum {
   STAT_OUTPUT_WIDTH,
   STAT_OUTPUT_HEIGHT,
   STAT_ENCODER_RESETS,
+  STAT_CATCH_UP_SKIPPED, /* catch-up pictures decoded (as references) but not encoded */
   STAT_COUNT
 };
 
@@ -100,6 +101,9 @@ typedef struct {
   int64_t last_idr_pts;
   bool have_idr;
   bool force_idr;
+  /* Catch-up: pictures before catch_up_until are decoded only as far as later ones need. */
+  bool catching_up;
+  int64_t catch_up_until;
 
   /* output queue: a ring of OutputPicture */
   OutputPicture queue[MAX_QUEUED_OUTPUTS];
@@ -425,7 +429,17 @@ static void drain_decoder(SluiceTranscoder *t) {
       return;
     }
     t->stats[STAT_PICTURES_DECODED]++;
-    encode_picture(t, t->frame);
+    int64_t pts = t->frame->pts != AV_NOPTS_VALUE ? t->frame->pts : t->frame->best_effort_timestamp;
+    if (t->catching_up && pts < t->catch_up_until) {
+      t->stats[STAT_CATCH_UP_SKIPPED]++;
+    } else {
+      if (t->catching_up) {
+        /* The first picture of the live edge: an IDR, so viewers see it at once. */
+        t->catching_up = false;
+        t->force_idr = true;
+      }
+      encode_picture(t, t->frame);
+    }
     av_frame_unref(t->frame);
   }
 }
@@ -579,6 +593,10 @@ SLUICE_EXPORT int sluice_tc_push(SluiceTranscoder *t, const uint8_t *data, int l
   t->pkt->size = (int)w;
   t->pkt->pts = pts;
   t->pkt->dts = dts;
+  /* While catching up, frames nothing refers to (non-reference B-frames) are not even
+   * decoded: the pictures that are decoded stay exact. */
+  bool skip = t->catching_up && pts < t->catch_up_until;
+  t->dec->skip_frame = skip ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
   int ret = avcodec_send_packet(t->dec, t->pkt);
   if (ret < 0 && ret != AVERROR(EAGAIN)) t->stats[STAT_DECODE_ERRORS]++;
   drain_decoder(t);
@@ -599,6 +617,16 @@ SLUICE_EXPORT int sluice_tc_flush(SluiceTranscoder *t) {
   if (avcodec_send_packet(t->dec, NULL) >= 0) drain_decoder(t);
   avcodec_flush_buffers(t->dec);
   return t->queue_len;
+}
+
+/**
+ * Catch-up (a room's cached GOP fed in at start): pictures with pts before until_pts are
+ * decoded only as far as later pictures need them (non-reference frames are skipped) and
+ * never encoded; the first picture at or after until_pts is encoded as an IDR.
+ */
+SLUICE_EXPORT void sluice_tc_catch_up(SluiceTranscoder *t, int64_t until_pts) {
+  t->catching_up = true;
+  t->catch_up_until = until_pts;
 }
 
 /** Makes the next encoded picture an IDR (on top of the keyint_ms cadence). */

@@ -106,8 +106,8 @@ export class RoomTranscode {
 
   /**
    * Starts transcoding a room. The cached GOP goes in first so the decoder catches
-   * up; what comes out of it before the newest cached frame is dropped, and the first
-   * output after it is forced to be an IDR, so viewers get a picture at once.
+   * up, decoding only what its newest picture depends on and encoding none of it;
+   * that newest picture is the first output, an IDR, so viewers get a picture at once.
    */
   static start(
     room: Room,
@@ -146,7 +146,12 @@ export class RoomTranscode {
         t.close();
       });
       const gop = room.gop().filter((u): u is VideoFrame => u.kind === "video");
-      if (gop.length) t.#liveFrom = Math.max(...gop.map((f) => f.dts + f.cts));
+      if (gop.length) {
+        // Decode the cached GOP only as far as its newest picture needs (no encoding,
+        // no non-reference frames): that picture comes out first, as an IDR.
+        t.#liveFrom = Math.max(...gop.map((f) => f.dts + f.cts));
+        transcoder.catchUp(t.#liveFrom);
+      }
       for (const f of gop) transcoder.push(f);
       log.info("room {room}: transcoding video to Constrained Baseline (started in {ms} ms)", {
         room: room.name,

@@ -197,6 +197,39 @@ async function transcodeAll(
   return { out, transcoder };
 }
 
+Deno.test({
+  name:
+    "VideoTranscoder: catchUp() decodes a cached GOP without encoding it; the live edge is an IDR",
+  ignore,
+  async fn() {
+    const input = await bframesClip();
+    const transcoder = await VideoTranscoder.create(options(input.avcC));
+    const out: TranscodedFrame[] = [];
+    transcoder.onFrame((frame) => out.push(frame));
+    try {
+      // Feed the first 50 frames as a "cached GOP" up to the one shown at 1.5 s.
+      const cached = input.frames.slice(0, 50);
+      const liveFrom = Math.max(...cached.map((f) => f.dts + f.cts));
+      transcoder.catchUp(liveFrom);
+      for (const f of input.frames) transcoder.push(f);
+      await transcoder.flush();
+      assert.ok(out.length > 0);
+      assert.equal(out[0].pts, liveFrom, "the newest cached picture comes out first");
+      assert.ok(out[0].keyframe && out[0].sps && out[0].pps, "as an IDR");
+      assert.ok(out.every((f) => f.pts >= liveFrom), "nothing of the catch-up is encoded");
+      const stats = transcoder.stats().native!;
+      // Every earlier picture was skipped: decoded only as a reference (counted), or
+      // not decoded at all (the clip's non-reference B-frames).
+      const notDecoded = input.frames.length - stats.picturesDecoded;
+      assert.ok(notDecoded > 0, "non-reference frames of the catch-up are not decoded");
+      assert.equal(stats.catchUpSkipped + notDecoded, input.frames.length - out.length);
+      assert.equal(await ffmpegDecodeErrors(out), "");
+    } finally {
+      await transcoder.close();
+    }
+  },
+});
+
 /** Waits until the Worker has consumed everything pushed. */
 async function drained(transcoder: VideoTranscoder): Promise<void> {
   const deadline = Date.now() + 10_000;

@@ -76,7 +76,7 @@ Deno.test("transcode: OBS with its default settings plays smoothly in Chromium",
     const room = await server.api<Json>("/api/rooms/obs-default");
     assert.equal(room.bFrames, true);
     assert.deepEqual(room.transcode, { active: true, reason: "B-frames" });
-    await assertSmooth(server, browser, "obs-default", "a", 8);
+    await assertSmooth(server, browser, "obs-default", "a", 20);
     // The demo page says so too.
     await browser.goto("home", server.httpUrl + "/");
     await browser.waitFor("home", 'a.card[data-room="obs-default"] .hint');
@@ -101,7 +101,7 @@ Deno.test(
     const browser = await startBrowser();
     const publishers: Publisher[] = [];
     try {
-      const clip = await makeClip(clipDir, { seconds: 40, gop: 250, bframes: true });
+      const clip = await makeClip(clipDir, { seconds: 60, gop: 250, bframes: true });
       publishers.push(publishClip(`${server.rtmpUrl}/x264`, clip));
       await waitFor(async () => (await server.api<Json>("/api/rooms/x264")).live, 10_000, "live");
       // Join 5 s into the 8.3 s GOP.
@@ -116,9 +116,10 @@ Deno.test(
             10_000,
             "decoding",
           );
-          const s = await assertSmooth(server, browser, "x264", "b", 6);
-          // Waiting for the next source keyframe would take over 3 s.
-          assert.ok(s.firstFrameMs < 3000, `first frame after ${s.firstFrameMs} ms`);
+          const s = await assertSmooth(server, browser, "x264", "b", 20);
+          // Waiting for the next source keyframe would take over 3 s; the transcoder
+          // decodes only what the newest cached picture needs and starts with it.
+          assert.ok(s.firstFrameMs < 1000, `first frame after ${s.firstFrameMs} ms`);
         },
       );
 

@@ -9,7 +9,7 @@
 import { nativeLibraryCandidates } from "../../native_lib.ts";
 
 /** The shim's ABI version this file speaks (SLUICE_TC_ABI_VERSION in the C source). */
-export const SHIM_ABI_VERSION = 1;
+export const SHIM_ABI_VERSION = 2;
 
 /** File name of the built shim. */
 export const SHIM_FILE_NAME = "libsluice_transcode.so";
@@ -31,6 +31,7 @@ export const SHIM_SYMBOLS = {
   },
   sluice_tc_flush: { parameters: ["pointer"], result: "i32" },
   sluice_tc_force_idr: { parameters: ["pointer"], result: "void" },
+  sluice_tc_catch_up: { parameters: ["pointer", "i64"], result: "void" },
   sluice_tc_next_size: { parameters: ["pointer"], result: "i32" },
   sluice_tc_pop: { parameters: ["pointer", "buffer", "i32", "buffer"], result: "i32" },
   sluice_tc_stats: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
@@ -55,6 +56,7 @@ export const NATIVE_STATS = [
   "outputWidth",
   "outputHeight",
   "encoderResets",
+  "catchUpSkipped",
 ] as const;
 
 /** Counters of one native transcoder. */
@@ -176,6 +178,14 @@ export class NativeTranscoder {
   }
 
   /** Makes the next encoded picture an IDR. */
+  /**
+   * Pictures before `untilPts` are decoded only as far as later ones need and never
+   * encoded; the first one at or after it is an IDR (a cached GOP fed in at start).
+   */
+  catchUp(untilPts: number): void {
+    this.#lib.symbols.sluice_tc_catch_up(this.#live(), BigInt(Math.round(untilPts)));
+  }
+
   forceIdr(): void {
     this.#lib.symbols.sluice_tc_force_idr(this.#live());
   }

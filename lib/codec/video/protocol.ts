@@ -18,6 +18,8 @@ export type ToWorker =
   }
   | { type: "frame"; data: Uint8Array; pts: number; dts: number; lengthSize: 1 | 2 | 4 }
   | { type: "config"; avcC: Uint8Array }
+  /** Frames before `untilPts` are a catch-up: decoded as far as needed, never encoded. */
+  | { type: "catchUp"; untilPts: number }
   | { type: "flush"; id: number }
   | { type: "close" };
 

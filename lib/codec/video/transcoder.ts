@@ -289,6 +289,16 @@ export class VideoTranscoder {
   }
 
   /**
+   * Frames pushed from now on with a presentation time before `untilPts` are a
+   * catch-up (a cached GOP): decoded only as far as later pictures need them, never
+   * encoded; the first picture at or after `untilPts` comes out as an IDR.
+   */
+  catchUp(untilPts: number): void {
+    if (this.#closed || this.#failed) return;
+    this.#worker.postMessage({ type: "catchUp", untilPts } satisfies ToWorker);
+  }
+
+  /**
    * A new decoder configuration from the publisher (another sequence header).
    *
    * @throws {CodecError} When `avcC` is malformed.

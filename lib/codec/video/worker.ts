@@ -37,6 +37,9 @@ scope.onmessage = (event) => {
     case "config":
       configure(message.avcC);
       break;
+    case "catchUp":
+      transcoder?.catchUp(message.untilPts);
+      break;
     case "flush":
       flush();
       scope.postMessage({ type: "flushed", id: message.id });
