@@ -207,8 +207,12 @@ export function createWeriftTransport(
       fastSender = new FastSender(fast.udp, videoSender, audioSender, fast.totals);
       events.onSendPath?.("native");
     } catch (err) {
-      if (!(err instanceof FastPathUnavailable)) throw err;
-      events.onSendPath?.("werift", err.message);
+      // Whatever went wrong, the viewer still plays: werift sends its media (and the
+      // reason is logged as a warning).
+      const why = err instanceof FastPathUnavailable
+        ? err.message
+        : `the native send path failed: ${(err as Error).message}`;
+      events.onSendPath?.("werift", why);
     }
   };
 
