@@ -233,6 +233,15 @@ export async function startServer(config: Config): Promise<SluiceServer> {
   );
   metrics.add(
     new Gauge(
+      "sluice_native_udp_send_errors",
+      "werift's own datagrams (STUN, DTLS, RTCP) the native sockets failed to send",
+      function* () {
+        yield [{}, fast?.sendErrors ?? 0];
+      },
+    ),
+  );
+  metrics.add(
+    new Gauge(
       "sluice_native_udp_datagrams_in",
       "Datagrams read from the native sockets (STUN, DTLS, RTCP) since start",
       function* () {
