@@ -318,7 +318,7 @@ export function createWeriftTransport(
       }
       // The same offer with the new credentials and none of the old candidates:
       // werift sees changed credentials and starts a new ICE generation.
-      const offer = remoteOffer.split("\r\n").filter((l) =>
+      const offer = remoteOffer.split(/\r?\n/).filter((l) =>
         !l.startsWith("a=candidate:") && l !== "a=end-of-candidates"
       ).map((l) =>
         l.startsWith("a=ice-ufrag:")
@@ -330,7 +330,8 @@ export function createWeriftTransport(
       await pc.setRemoteDescription({ type: "offer", sdp: offer });
       remoteOffer = offer;
       await pc.setLocalDescription(await pc.createAnswer());
-      for (const c of remote.candidates) await this.addCandidate(c);
+      // In the background, as trickled ones: an mDNS candidate may take werift 10 s.
+      for (const c of remote.candidates) this.addCandidate(c).catch(() => {});
       // werift's answerer connects only transports whose DTLS is down; after a
       // restart DTLS is still up, so the new ICE generation is started here.
       for (const t of pc.iceTransports) {
