@@ -29,11 +29,17 @@ build() {
   fi
   tmp="$out.tmp.$$"
   # -fvisibility=hidden: only the functions marked for export are visible.
-  ${CC:-gcc} -std=gnu11 -O2 -fPIC -shared -fvisibility=hidden -Wall -Wextra -Wno-unused-parameter \
-    -Wl,--as-needed -Wl,-z,defs -o "$tmp" "$src" "$@"
+  if ! ${CC:-gcc} -std=gnu11 -O2 -fPIC -shared -fvisibility=hidden -Wall -Wextra -Wno-unused-parameter \
+    -Wl,--as-needed -Wl,-z,defs -o "$tmp" "$src" "$@"; then
+    echo "cannot build $1: see the packages above (native/README.md)" >&2
+    return 1
+  fi
   mv -f "$tmp" "$out"
   echo "built $out"
 }
 
-build libsluice_transcode.so transcode_shim.c -lavcodec -lavutil -lswscale -lopenh264
-build libsluice_fanout.so fanout.c -lcrypto
+# Each library on its own: one whose packages are missing does not stop the other.
+failed=0
+build libsluice_transcode.so transcode_shim.c -lavcodec -lavutil -lswscale -lopenh264 || failed=1
+build libsluice_fanout.so fanout.c -lcrypto || failed=1
+exit "$failed"
