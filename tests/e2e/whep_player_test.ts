@@ -192,6 +192,17 @@ Deno.test("whep: raw PATCH and DELETE status codes; a DELETE ends the peer", e2e
   const browser = await startBrowser();
   try {
     // A real browser offer (nobody answers the server's candidates in this test).
+    // A viewer that must not notice any of what follows.
+    await browser.goto("w", `${server.httpUrl}/watch/raw`);
+    await browser.click("w", "#play");
+    const watching = await waitFor(
+      async () => {
+        const p = await browser.eval("w", "window.sluicePlayer");
+        return p?.stats?.framesDecoded > 30 ? p.stats : undefined;
+      },
+      15_000,
+      "the bystander to play",
+    );
     await browser.goto("o", `${server.httpUrl}/healthz`);
     const offer: string = await browser.eval(
       "o",
@@ -228,8 +239,36 @@ Deno.test("whep: raw PATCH and DELETE status codes; a DELETE ends the peer", e2e
       `a=ice-ufrag:${u}\r\na=ice-pwd:${p}\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n` +
       `a=candidate:1 1 udp 2122260223 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n`;
     const sdpfrag = { "content-type": "application/trickle-ice-sdpfrag" };
-    assert.equal((await server.api<{ viewers: number }>("/api/rooms/raw")).viewers, 1);
+    assert.equal((await server.api<{ viewers: number }>("/api/rooms/raw")).viewers, 2);
 
+    await t.step("bad POSTs and unknown sessions: 400, 415, 413, 404", async () => {
+      const post = (body: string, type: string) =>
+        fetch(`${server.httpUrl}/whep/raw`, {
+          method: "POST",
+          body,
+          headers: { "content-type": type },
+        });
+      for (
+        const [body, type, status] of [
+          ["not sdp", "application/sdp", 400],
+          [offer, "text/plain", 415],
+          ["v=0\r\n" + "a=x\r\n".repeat(20_000), "application/sdp", 413],
+        ] as const
+      ) {
+        const r = await post(body, type);
+        assert.equal(r.status, status);
+        assert.ok((await r.json()).error);
+      }
+      for (const method of ["PATCH", "DELETE"]) {
+        const r = await fetch(`${server.httpUrl}/whep/raw/00000000-0000-0000-0000-000000000000`, {
+          method,
+          body: method === "PATCH" ? "a=end-of-candidates\r\n" : undefined,
+          headers: { "content-type": "application/trickle-ice-sdpfrag" },
+        });
+        assert.equal(r.status, 404);
+        await r.body?.cancel();
+      }
+    });
     await t.step("OPTIONS on the resource advertises PATCH", async () => {
       const r = await fetch(resource, { method: "OPTIONS" });
       await r.body?.cancel();
@@ -282,7 +321,7 @@ Deno.test("whep: raw PATCH and DELETE status codes; a DELETE ends the peer", e2e
       let r = await fetch(resource, { method: "DELETE" });
       await r.body?.cancel();
       assert.equal(r.status, 200);
-      assert.equal((await server.api<{ viewers: number }>("/api/rooms/raw")).viewers, 0);
+      assert.equal((await server.api<{ viewers: number }>("/api/rooms/raw")).viewers, 1);
       r = await fetch(resource, { method: "DELETE" });
       await r.body?.cancel();
       assert.equal(r.status, 404);
@@ -290,9 +329,21 @@ Deno.test("whep: raw PATCH and DELETE status codes; a DELETE ends the peer", e2e
       await r.body?.cancel();
       assert.equal(r.status, 404);
     });
-    await t.step("the server log names no error from all that", () => {
-      assert.doesNotMatch(server.log(), /"level":"(error|fatal)"/i);
-    });
+    await t.step(
+      "the server log names no error; the bystander played on, losing nothing",
+      async () => {
+        assert.doesNotMatch(server.log(), /"level":"(error|fatal)"/i);
+        const after = await waitFor(
+          async () => {
+            const p = await browser.eval("w", "window.sluicePlayer");
+            return p.stats.framesDecoded > watching.framesDecoded + 30 ? p.stats : undefined;
+          },
+          10_000,
+          "the bystander to keep playing",
+        );
+        assert.equal(after.packetsLost, 0);
+      },
+    );
   } finally {
     await browser.quit();
     await publisher.stop();
