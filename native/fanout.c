@@ -33,7 +33,7 @@
 #include <unistd.h>
 
 #define SF_API __attribute__((visibility("default")))
-#define SF_ABI_VERSION 1
+#define SF_ABI_VERSION 2
 #define SF_MAX_PACKET 1500
 #define SF_MAX_SOCKETS 8192
 #define SF_MAX_STREAMS 8
@@ -531,7 +531,7 @@ static ssize_t send_segments(int fd, const uint8_t *addr, int addr_len, uint8_t 
 
 /*
  * One video frame to one viewer in as few system calls as UDP GSO allows: `count`
- * payloads packed back to back in `payloads`, their lengths in `lens` (bit 15: the
+ * payloads packed back to back in `payloads` (payloads_len bytes), their lengths in `lens` (bit 15: the
  * RTP marker), sequence numbers first_seq, first_seq + 1, …, one timestamp. Each
  * is written with its RTP header, protected, and runs of equal-size packets leave
  * in one sendmsg(UDP_SEGMENT). Returns packets sent, or a negative errno when
@@ -539,7 +539,8 @@ static ssize_t send_segments(int fd, const uint8_t *addr, int addr_len, uint8_t 
  */
 SF_API int sf_send_rtp_frame(sf_loop *l, int slot, const uint8_t *addr, int addr_len, sf_srtp *srtp,
                              int payload_type, int first_seq, uint32_t timestamp, uint32_t ssrc,
-                             const uint8_t *payloads, const uint16_t *lens, int count) {
+                             const uint8_t *payloads, int payloads_len, const uint16_t *lens,
+                             int count) {
   static __thread uint8_t buf[SF_GSO_MAX_BYTES + SF_MAX_PACKET + 64];
   if (slot < 0 || slot >= SF_MAX_SOCKETS || !l->sockets[slot] || !srtp) return -EBADF;
   int fd = l->sockets[slot]->fd, sent = 0, used = 0, seg = 0, segs = 0, group_start = 0;
@@ -550,6 +551,7 @@ SF_API int sf_send_rtp_frame(sf_loop *l, int slot, const uint8_t *addr, int addr
       len = lens[i] & 0x7fff;
       marker = lens[i] >> 15;
       if (len > SF_MAX_PACKET - 12 - 16) return sent ? sent : -EMSGSIZE;
+      if (len > payloads + payloads_len - p) return sent ? sent : -EINVAL; /* lens overrun */
       size = 12 + len + (srtp->profile == PROFILE_GCM_128 ? 16 : 10);
     }
     /* Flush the run when this packet can't join it: the end, another size after a

@@ -240,6 +240,11 @@ Deno.test({
         loop.sendRtpFrame(a.slot, to, tx2.handle, 97, 65_533, 123456, 7, packed, lens),
         sizes.length,
       );
+      // Lengths that overrun the packed payloads are refused, nothing sent.
+      assert.equal(
+        loop.sendRtpFrame(a.slot, to, tx2.handle, 97, 1, 1, 7, packed.subarray(0, 100), lens),
+        -22,
+      );
       const arrived: Uint8Array[] = [];
       while (arrived.length < sizes.length) {
         assert.ok(await loop.wait(2000) > 0, `${arrived.length} of the frame's packets arrived`);

@@ -8,7 +8,7 @@
 import { nativeLibraryCandidates } from "../../native_lib.ts";
 
 /** The library's ABI version this file speaks (SF_ABI_VERSION in the C source). */
-export const FANOUT_ABI_VERSION = 1;
+export const FANOUT_ABI_VERSION = 2;
 
 /** File name of the built library. */
 export const FANOUT_FILE_NAME = "libsluice_fanout.so";
@@ -76,6 +76,7 @@ export const FANOUT_SYMBOLS = {
       "u32",
       "u32",
       "buffer",
+      "i32",
       "buffer",
       "i32",
     ],
@@ -349,6 +350,7 @@ export class NativeLoop {
       timestamp >>> 0,
       ssrc >>> 0,
       payloads,
+      payloads.length,
       lens,
       lens.length,
     );
