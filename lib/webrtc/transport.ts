@@ -99,8 +99,6 @@ export interface ViewerTransport {
   readonly remoteUfrag: string | undefined;
   /** Whether media can flow now. */
   readonly connected: boolean;
-  /** Sends one video RTP packet (sequence number and timestamp already per viewer). */
-  sendVideo(packet: SharedRtp): void;
   /**
    * Sends a room frame's packets under this viewer's sequence numbers (`firstSeq`,
    * `firstSeq + 1`, …) and `timestamp`.
@@ -255,13 +253,9 @@ export function createWeriftTransport(
     }
   });
 
-  const send = (sender: RTCRtpSender | undefined, packet: SharedRtp) => {
-    if (!sender || !connected || closed) return;
-    if (fastSender) {
-      if (sender === videoSender) fastSender.sendVideo(packet);
-      else fastSender.sendAudio(packet);
-      return;
-    }
+  /** werift's own send path: no native library, or a viewer it could not take over. */
+  const sendThroughWerift = (sender: RTCRtpSender | undefined, packet: SharedRtp) => {
+    if (!sender) return;
     const rtp = new RtpPacket(
       new RtpHeader({
         sequenceNumber: packet.sequenceNumber,
@@ -358,16 +352,22 @@ export function createWeriftTransport(
       // The fast path sends synchronously; a full socket buffer counts as "all in flight".
       return fastSender?.congested ? Infinity : inFlight;
     },
-    sendVideo: (packet) => send(videoSender, packet),
     sendVideoFrame(packets, firstSeq, timestamp) {
-      if (fastSender && connected && !closed) {
-        return fastSender.sendVideoFrame(packets, firstSeq, timestamp);
-      }
+      if (!connected || closed) return;
+      if (fastSender) return fastSender.sendVideoFrame(packets, firstSeq, timestamp);
       packets.forEach((p, i) =>
-        send(videoSender, { ...p, sequenceNumber: (firstSeq + i) & 0xffff, timestamp })
+        sendThroughWerift(videoSender, {
+          ...p,
+          sequenceNumber: (firstSeq + i) & 0xffff,
+          timestamp,
+        })
       );
     },
-    sendAudio: (packet) => send(audioSender, packet),
+    sendAudio(packet) {
+      if (!connected || closed) return;
+      if (fastSender) return fastSender.sendAudio(packet);
+      sendThroughWerift(audioSender, packet);
+    },
     async close() {
       if (closed) return;
       closed = true;

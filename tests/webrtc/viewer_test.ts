@@ -71,9 +71,6 @@ class RecordingTransport implements ViewerTransport {
   restartIce() {
     return Promise.reject(new Error("not in this test"));
   }
-  sendVideo(p: SharedRtp) {
-    this.sent.push(p);
-  }
   sendVideoFrame(packets: readonly SharedRtp[], firstSeq: number, timestamp: number) {
     packets.forEach((p, i) =>
       this.sent.push({ ...p, sequenceNumber: (firstSeq + i) & 0xffff, timestamp })

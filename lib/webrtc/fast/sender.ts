@@ -256,10 +256,6 @@ export class FastSender {
     return this.#congestedUntil > performance.now();
   }
 
-  sendVideo(packet: SharedRtp): void {
-    this.#send(this.#video, packet, packet.sequenceNumber, packet.timestamp, true);
-  }
-
   sendAudio(packet: SharedRtp): void {
     if (this.#audio) {
       this.#send(this.#audio, packet, packet.sequenceNumber, packet.timestamp, true);

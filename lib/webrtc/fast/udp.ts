@@ -39,11 +39,6 @@ export class NativeUdp {
     this.loop = new NativeLoop(lib);
   }
 
-  /** Sockets open now. */
-  get size(): number {
-    return this.#transports.size;
-  }
-
   /** @internal */
   register(t: NativeUdpTransport): void {
     this.#transports.set(t.slot, t);
