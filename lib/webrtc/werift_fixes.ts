@@ -42,9 +42,12 @@ export function applyWeriftFixes(): void {
   };
 }
 
-/** NTP time now (seconds since 1900 in the high 32 bits, a true fraction of 2^32 below). */
-function ntpNow(): bigint {
-  const ms = performance.timeOrigin + performance.now() - Date.UTC(1900, 0, 1);
+/**
+ * NTP time (RFC 5905: seconds since 1900 in the high 32 bits, a true fraction of
+ * 2^32 below) of a performance.now() instant, now by default.
+ */
+export function ntpTime(perfMs: number = performance.now()): bigint {
+  const ms = performance.timeOrigin + perfMs - Date.UTC(1900, 0, 1);
   const seconds = Math.floor(ms / 1000);
   const fraction = Math.floor(((ms - seconds * 1000) / 1000) * 2 ** 32);
   return (BigInt(seconds) << 32n) | BigInt(fraction);
@@ -58,13 +61,13 @@ function ntpNow(): bigint {
  * time of its last packet in `ntpTimestamp`; this makes that store the true time.
  */
 export function fixSenderReportClock(sender: object): void {
-  let value = ntpNow();
+  let value = ntpTime();
   Object.defineProperty(sender, "ntpTimestamp", {
     configurable: true,
     enumerable: true,
     get: () => value,
     set: () => {
-      value = ntpNow();
+      value = ntpTime();
     },
   });
 }

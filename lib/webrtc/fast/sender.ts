@@ -12,6 +12,7 @@
 import type { RTCRtpSender } from "werift";
 import type { SharedRtp } from "../transport.ts";
 import { SrtpContext, SrtpProfile } from "./ffi.ts";
+import { ntpTime } from "../werift_fixes.ts";
 import { type NativeUdp, NativeUdpTransport } from "./udp.ts";
 
 /** Packets per stream kept for NACK retransmissions (RFC 4585 §6.2.1). */
@@ -104,7 +105,7 @@ class FastStream {
     v.setUint8(1, 200);
     v.setUint16(2, 6);
     v.setUint32(4, this.ssrc);
-    const ntp = ntpAt(this.lastSentAt);
+    const ntp = ntpTime(this.lastSentAt);
     v.setBigUint64(8, ntp);
     v.setUint32(16, this.lastTimestamp);
     v.setUint32(20, this.packets >>> 0);
@@ -141,14 +142,6 @@ function unwatchReports(sender: FastSender): void {
     clearInterval(reportTimer);
     reportTimer = undefined;
   }
-}
-
-/** NTP time (RFC 5905: seconds since 1900 << 32 | fraction) of a performance.now() instant. */
-function ntpAt(perfMs: number): bigint {
-  const ms = performance.timeOrigin + perfMs - Date.UTC(1900, 0, 1);
-  const seconds = Math.floor(ms / 1000);
-  const fraction = Math.floor(((ms - seconds * 1000) / 1000) * 2 ** 32);
-  return (BigInt(seconds) << 32n) | BigInt(fraction);
 }
 
 /** Counters of every fast sender of a server (metrics). */
