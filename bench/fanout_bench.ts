@@ -18,6 +18,7 @@
 import { parseArgs } from "node:util";
 import { type Browser, startBrowser } from "../tests/support/browser.ts";
 import { startTestServer } from "../tests/support/server.ts";
+import { cpuSeconds } from "./support/proc.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -40,7 +41,6 @@ if (flags.quick) {
 const SECONDS = Number(flags.seconds);
 const PER_PROCESS = Number(flags["per-process"]);
 const ROOT = new URL("../", import.meta.url).pathname;
-const CLOCK_TICKS = 100; // USER_HZ
 
 interface Server {
   pid: number;
@@ -79,9 +79,7 @@ function publish(url: string): Deno.ChildProcess {
 
 /** utime + stime of a process in seconds, and its RSS in MiB. */
 async function usage(pid: number): Promise<{ cpu: number; rssMiB: number }> {
-  const stat = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1]
-    .split(" ");
-  const cpu = (Number(stat[11]) + Number(stat[12])) / CLOCK_TICKS;
+  const cpu = cpuSeconds(await Deno.readTextFile(`/proc/${pid}/stat`));
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
   const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   return { cpu, rssMiB: rssKiB / 1024 };

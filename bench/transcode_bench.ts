@@ -24,6 +24,7 @@ import {
   VideoTranscoder,
 } from "../lib/codec/video/mod.ts";
 import { FLV_TAG_VIDEO, parseVideoTagBody, readFlvTags } from "../lib/flv/mod.ts";
+import { CLOCK_TICKS, cpuSeconds, statFields } from "./support/proc.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -56,7 +57,6 @@ const SIZES: Record<string, { size: string; bitrate: number }> = {
 const complexity = flags.complexity as "low" | "medium" | "high";
 const maxHeight = Number(flags["max-height"]);
 const pacedSeconds = Number(flags["paced-seconds"]);
-const CLOCK_TICKS = 100; // USER_HZ on Linux
 
 interface Clip {
   path: string;
@@ -435,13 +435,7 @@ async function measurePsnr(clip: Clip, path: string): Promise<number> {
 }
 
 function processCpuSeconds(): number {
-  const fields = statFields(Deno.readTextFileSync("/proc/self/stat"));
-  return (Number(fields[14 - 3]) + Number(fields[15 - 3])) / CLOCK_TICKS;
-}
-
-/** /proc/<pid>/stat fields after the command name: index 0 is field 3 (state). */
-function statFields(stat: string): string[] {
-  return stat.slice(stat.lastIndexOf(")") + 2).trim().split(" ");
+  return cpuSeconds(Deno.readTextFileSync("/proc/self/stat"));
 }
 
 async function run(command: string, args: string[]): Promise<void> {
