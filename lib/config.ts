@@ -44,9 +44,13 @@ export interface Config {
   readonly maxViewersTotal: number;
   /** Main-thread busy % of one core at which new viewers are refused (0: off). */
   readonly maxSendLoad: number;
-  /** How long a room keeps its viewers after its publisher drops, waiting for a reconnect. */
   /** `auto` (rooms with B-frames), `always` or `never`. */
   readonly videoTranscode: "auto" | "always" | "never";
+  /**
+   * Transcoder build: `native` (Debian's FFmpeg + openh264 through FFI), `wasm`
+   * (bundled WebAssembly, no system library), `auto` (native where it can run).
+   */
+  readonly transcodeEngine: "auto" | "native" | "wasm";
   /**
    * Media send path: `native` (libsluice_fanout: SRTP + sendto in one FFI call per
    * packet), `werift` (werift's own sender), `auto` (native when the library loads).
@@ -56,6 +60,7 @@ export interface Config {
   readonly maxTranscodes: number;
   /** Scale transcoded video taller than this down; 0 = never. */
   readonly transcodeMaxHeight: number;
+  /** How long a room keeps its viewers after its publisher drops, waiting for a reconnect. */
   readonly reconnectGraceMs: number;
   /** Webhook receiver URLs subscribed to every room and event (`--webhook`). */
   readonly webhooks: readonly string[];
@@ -220,6 +225,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: "auto",
     choices: ["auto", "always", "never"],
     help: "transcode video for browsers: auto (rooms with B-frames), always, never",
+  },
+  {
+    flag: "transcode-engine",
+    key: "transcodeEngine",
+    kind: "string",
+    default: "auto",
+    choices: ["auto", "native", "wasm"],
+    help: "video transcoder: native (FFmpeg+openh264 via FFI), wasm (bundled, slower), auto",
   },
   {
     flag: "max-transcodes",

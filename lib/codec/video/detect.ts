@@ -159,3 +159,34 @@ export function debianRelease(osRelease: string): "bookworm" | "trixie" {
   const version = Number(osRelease.match(/^VERSION_ID=("?)(\d+)\1$/m)?.[2] ?? NaN);
   return codename === "trixie" || version >= 13 ? "trixie" : "bookworm";
 }
+
+/** The two builds of the transcode shim: Debian's libraries through FFI, or WebAssembly. */
+export type TranscodeEngine = "native" | "wasm";
+
+/** `--transcode-engine`: which build to use; auto = native where it can run, else wasm. */
+export type TranscodeEnginePreference = "auto" | TranscodeEngine;
+
+/** Which engine a transcoder will run on, or why none can. */
+export type TranscodeEngineChoice =
+  | { ok: true; engine: "native"; shimPath: string }
+  | {
+    ok: true;
+    engine: "wasm";
+    /** Under "auto": why the native engine cannot run (with the apt-get command). */
+    nativeUnavailable?: string;
+  }
+  | { ok: false; reason: string };
+
+/**
+ * Picks the engine from the native engine's support and the preference. The
+ * WebAssembly build is part of Sluice and always available.
+ */
+export function chooseTranscodeEngine(
+  native: TranscodeSupport,
+  preference: TranscodeEnginePreference,
+): TranscodeEngineChoice {
+  if (preference === "wasm") return { ok: true, engine: "wasm" };
+  if (native.ok) return { ok: true, engine: "native", shimPath: native.shimPath };
+  if (preference === "native") return { ok: false, reason: native.reason };
+  return { ok: true, engine: "wasm", nativeUnavailable: native.reason };
+}

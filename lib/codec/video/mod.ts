@@ -6,15 +6,16 @@
  * transcoder. Output: Constrained Baseline, no B-frames, IDR every
  * `keyframeIntervalMs` and on request, pts on the input's clock.
  *
- * Needs `--allow-ffi` (and read access to the shim). When the libraries or
- * the shim are missing, {@linkcode VideoTranscoder.available} says which and
- * the apt-get command that fixes it, so the server can fall back to passthrough.
+ * The native engine needs `--allow-ffi` (and read access to the shim). Where the
+ * libraries or the shim are missing, {@linkcode VideoTranscoder.available} says
+ * which and the apt-get command that fixes it, and the same shim compiled to
+ * WebAssembly (`wasm/h264_transcode.mjs`, ≈ 3× the CPU) is the portable fallback.
  *
  * ```ts ignore
  * import { VideoTranscoder } from "./mod.ts";
  *
- * const support = VideoTranscoder.available();
- * if (!support.ok) console.warn(`passthrough: ${support.reason}`);
+ * const choice = VideoTranscoder.chooseEngine(); // { ok: true, engine: "native" | "wasm", … }
+ * if (choice.ok && choice.engine === "wasm") console.warn(`slow path: ${choice.nativeUnavailable}`);
  * ```
  *
  * @module
@@ -31,11 +32,15 @@ export {
 } from "./transcoder.ts";
 export {
   BUILD_PACKAGES,
+  chooseTranscodeEngine,
   debianRelease,
   detectTranscodeSupport,
   loaderDirectories,
   RUNTIME_LIBRARIES,
   type RuntimeLibrary,
+  type TranscodeEngine,
+  type TranscodeEngineChoice,
+  type TranscodeEnginePreference,
   type TranscodeHostFacts,
   type TranscodeSupport,
 } from "./detect.ts";

@@ -114,8 +114,32 @@ export interface NativeOutput {
 
 const ERROR_BYTES = 512;
 
+/**
+ * One transcoder handle of either engine (native FFI or WebAssembly; both run
+ * native/transcode_shim.c): push access units in decode order, pop encoded
+ * pictures in presentation order. Every call blocks for a decode + encode.
+ */
+export interface TranscoderEngine {
+  /** Decodes one access unit (NAL units behind `lengthSize`-byte lengths); returns the waiting outputs. */
+  push(data: Uint8Array, pts: number, dts: number, lengthSize?: 1 | 2 | 4): number;
+  /** Replaces the decoder configuration; throws when `avcC` is malformed. */
+  setExtradata(avcC: Uint8Array): void;
+  /** Encodes what the decoder holds back for reordering; returns the waiting count. */
+  flush(): number;
+  /** Pictures before `untilPts` are decoded only as far as needed and never encoded. */
+  catchUp(untilPts: number): void;
+  /** Makes the next encoded picture an IDR. */
+  forceIdr(): void;
+  /** Takes the next encoded picture, or undefined when none waits. */
+  pop(): NativeOutput | undefined;
+  stats(): NativeStats;
+  lastError(): string;
+  /** Frees the handle; later calls throw. */
+  destroy(): void;
+}
+
 /** One shim handle: push access units in decode order, pop encoded pictures in presentation order. */
-export class NativeTranscoder {
+export class NativeTranscoder implements TranscoderEngine {
   readonly #lib: ShimLibrary;
   #handle: Deno.PointerValue;
   #out = new Uint8Array(1 << 20);
@@ -177,7 +201,6 @@ export class NativeTranscoder {
     return this.#lib.symbols.sluice_tc_flush(this.#live());
   }
 
-  /** Makes the next encoded picture an IDR. */
   /**
    * Pictures before `untilPts` are decoded only as far as later ones need and never
    * encoded; the first one at or after it is an IDR (a cached GOP fed in at start).
@@ -186,6 +209,7 @@ export class NativeTranscoder {
     this.#lib.symbols.sluice_tc_catch_up(this.#live(), BigInt(Math.round(untilPts)));
   }
 
+  /** Makes the next encoded picture an IDR. */
   forceIdr(): void {
     this.#lib.symbols.sluice_tc_force_idr(this.#live());
   }

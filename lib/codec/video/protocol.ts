@@ -11,7 +11,10 @@ import type { NativeStats, NativeTranscoderOptions } from "./native.ts";
 export type ToWorker =
   | {
     type: "init";
-    shimPath: string;
+    /** Which build of the shim runs: the native library (FFI) or the WebAssembly module. */
+    engine: "native" | "wasm";
+    /** The native library's path (engine "native"). */
+    shimPath?: string;
     options: NativeTranscoderOptions;
     /** Int32Array over it: slot 0 set to 1 = "make the next picture an IDR". */
     keyframeFlag: SharedArrayBuffer;

@@ -6,7 +6,14 @@
  */
 
 import { NalType, parseAvcDecoderConfig, parseSps } from "../h264.ts";
-import { detectTranscodeSupport, type TranscodeSupport } from "./detect.ts";
+import {
+  chooseTranscodeEngine,
+  detectTranscodeSupport,
+  type TranscodeEngine,
+  type TranscodeEngineChoice,
+  type TranscodeEnginePreference,
+  type TranscodeSupport,
+} from "./detect.ts";
 import { probeTranscodeHost } from "./host.ts";
 import type { NativeStats } from "./native.ts";
 import type { FromWorker, ToWorker, WorkerOutput } from "./protocol.ts";
@@ -34,6 +41,12 @@ export interface VideoTranscoderOptions {
   decoderThreads?: number;
   /** The shim to load instead of the default places (see `shimCandidates`). */
   shimPath?: string;
+  /**
+   * Which build of the shim runs: "native" (Debian's libraries through FFI),
+   * "wasm" (the bundled WebAssembly module: no system library, ≈ 3× the CPU), or
+   * "auto" (default: native where it can run, else wasm).
+   */
+  engine?: TranscodeEnginePreference;
   /** Milliseconds to wait for the Worker to load the libraries. Default 30000 (a cold `deno test` type-checks the Worker first). */
   startTimeoutMs?: number;
 }
@@ -122,6 +135,8 @@ const COMPLEXITY = { low: 0, medium: 1, high: 2 } as const;
  */
 export class VideoTranscoder {
   readonly #worker: Worker;
+  /** The build this transcoder runs on. */
+  readonly engine: TranscodeEngine;
   readonly #keyframeFlag: Int32Array;
   readonly #maxQueued: number;
   readonly #listeners = new Set<(frame: TranscodedFrame) => void>();
@@ -147,8 +162,14 @@ export class VideoTranscoder {
     busyMs: 0,
   };
 
-  private constructor(worker: Worker, maxQueued: number, lengthSize: 1 | 2 | 4) {
+  private constructor(
+    worker: Worker,
+    engine: TranscodeEngine,
+    maxQueued: number,
+    lengthSize: 1 | 2 | 4,
+  ) {
     this.#worker = worker;
+    this.engine = engine;
     this.#keyframeFlag = new Int32Array(new SharedArrayBuffer(4));
     this.#maxQueued = maxQueued;
     this.#lengthSize = lengthSize;
@@ -161,6 +182,19 @@ export class VideoTranscoder {
    */
   static available(options: { shimPath?: string } = {}): TranscodeSupport {
     return detectTranscodeSupport(probeTranscodeHost({ shimPath: options.shimPath }));
+  }
+
+  /**
+   * Which engine a transcoder created with `engine` (default "auto") would run on
+   * here; with "auto" and no native engine, `nativeUnavailable` says why and how
+   * to fix it. Loads the native shim once to prove it links.
+   */
+  static chooseEngine(
+    options: { shimPath?: string; engine?: TranscodeEnginePreference } = {},
+  ): TranscodeEngineChoice {
+    const preference = options.engine ?? "auto";
+    if (preference === "wasm") return { ok: true, engine: "wasm" };
+    return chooseTranscodeEngine(VideoTranscoder.available(options), preference);
   }
 
   /**
@@ -177,9 +211,15 @@ export class VideoTranscoder {
     checkRange("maxHeight", options.maxHeight ?? 0, 0, 8192);
     checkRange("maxQueuedFrames", options.maxQueuedFrames ?? 15, 1, 1000);
     checkRange("decoderThreads", options.decoderThreads ?? 1, 1, 16);
-    const support = detectTranscodeSupport(
-      probeTranscodeHost({ shimPath: options.shimPath, tryLoad: false }),
-    );
+    const preference = options.engine ?? "auto";
+    const support = preference === "wasm"
+      ? { ok: true as const, engine: "wasm" as const }
+      : chooseTranscodeEngine(
+        detectTranscodeSupport(
+          probeTranscodeHost({ shimPath: options.shimPath, tryLoad: false }),
+        ),
+        preference,
+      );
     if (!support.ok) throw new Error(`video transcoding unavailable: ${support.reason}`);
     let frameRate = options.frameRate ?? 0;
     if (frameRate === 0) {
@@ -194,6 +234,7 @@ export class VideoTranscoder {
     const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
     const transcoder = new VideoTranscoder(
       worker,
+      support.engine,
       options.maxQueuedFrames ?? 15,
       config.nalLengthSize,
     );
@@ -214,7 +255,8 @@ export class VideoTranscoder {
     };
     const init: ToWorker = {
       type: "init",
-      shimPath: support.shimPath,
+      engine: support.engine,
+      shimPath: support.engine === "native" ? support.shimPath : undefined,
       keyframeFlag: transcoder.#keyframeFlag.buffer as SharedArrayBuffer,
       options: {
         avcC: options.avcC.slice(),

@@ -1,12 +1,14 @@
 /**
- * The transcoder Worker: owns one native shim handle and runs every decode and
- * encode on its own thread, so the server's event loop only moves buffers.
+ * The transcoder Worker: owns one shim handle (native through FFI, or the
+ * WebAssembly build) and runs every decode and encode on its own thread, so the
+ * server's event loop only moves buffers.
  * Started by {@linkcode VideoTranscoder}; speaks the messages in protocol.ts.
  *
  * @module
  */
 
-import { NativeTranscoder, openShim, type ShimLibrary } from "./native.ts";
+import { NativeTranscoder, openShim, type ShimLibrary, type TranscoderEngine } from "./native.ts";
+import { WasmTranscoder } from "./wasm.ts";
 import type { FromWorker, ToWorker, WorkerOutput } from "./protocol.ts";
 
 interface WorkerScope {
@@ -18,7 +20,7 @@ interface WorkerScope {
 const scope = globalThis as unknown as WorkerScope;
 
 let lib: ShimLibrary | undefined;
-let transcoder: NativeTranscoder | undefined;
+let transcoder: TranscoderEngine | undefined;
 let keyframeFlag: Int32Array | undefined;
 let busyMs = 0;
 let cpuMs: number | undefined;
@@ -29,7 +31,7 @@ scope.onmessage = (event) => {
   const message = event.data;
   switch (message.type) {
     case "init":
-      init(message);
+      void init(message);
       break;
     case "frame":
       encodeFrame(message.data, message.pts, message.dts, message.lengthSize);
@@ -55,10 +57,14 @@ scope.onmessage = (event) => {
   }
 };
 
-function init(message: Extract<ToWorker, { type: "init" }>): void {
+async function init(message: Extract<ToWorker, { type: "init" }>): Promise<void> {
   try {
-    lib = openShim(message.shimPath);
-    transcoder = new NativeTranscoder(lib, message.options);
+    if (message.engine === "wasm") {
+      transcoder = await WasmTranscoder.create(message.options);
+    } else {
+      lib = openShim(message.shimPath ?? "");
+      transcoder = new NativeTranscoder(lib, message.options);
+    }
     keyframeFlag = new Int32Array(message.keyframeFlag);
     cpuReadable = Deno.build.os === "linux" &&
       Deno.permissions.querySync({ name: "read", path: THREAD_STAT }).state === "granted";
