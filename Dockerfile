@@ -4,8 +4,9 @@
 #     -v sluice-data:/data sluice --public-ip 203.0.113.10
 
 # 1) Build: the official Deno image compiles main.ts with everything embedded
-#    (demo page, WASM audio codec, npm dependencies); gcc builds the FFI shim of the
-#    video transcoder (FFmpeg libavcodec + openh264).
+#    (demo page, WASM audio codec and video fallback, npm dependencies; the Workers'
+#    modules through --include, which compile does not find on its own); gcc builds
+#    the FFI shim of the video transcoder (FFmpeg libavcodec + openh264).
 FROM denoland/deno:debian-2.9.6 AS build
 RUN apt-get -o DPkg::Lock::Timeout=600 update \
  && apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends \
@@ -18,7 +19,8 @@ COPY lib ./lib
 COPY native ./native
 RUN native/build.sh --force /out \
  && deno install --frozen --entrypoint main.ts \
- && deno compile --frozen --allow-net --allow-ffi --allow-env --allow-sys=networkInterfaces \
+ && deno compile --frozen --include lib/codec/audio_worker.ts --include lib/codec/video/worker.ts \
+      --allow-net --allow-ffi --allow-env --allow-sys=networkInterfaces \
       --allow-read --allow-write=./sluice-data,/data --output /out/sluice main.ts \
  && /out/sluice --help > /dev/null \
  && mkdir -p /out/data

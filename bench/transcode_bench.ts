@@ -1,6 +1,7 @@
 /**
  * Video transcode cost: Sluice's VideoTranscoder (FFmpeg decode + openh264
- * encode in a Worker, through FFI) against native `ffmpeg -c:v libx264 -preset
+ * encode in a Worker; native engine through FFI, and the WebAssembly engine)
+ * against native `ffmpeg -c:v libx264 -preset
  * veryfast -bf 0 -tune zerolatency` on the same OBS-like input (x264 veryfast,
  * High, 3 B-frames, keyint 250, CBR), same run, same machine.
  *
@@ -10,8 +11,8 @@
  * paced at real time, the added latency (push → encoded picture, which
  * includes the decoder's B-frame reorder delay).
  *
- *   deno run --allow-all bench/transcode_bench.ts [--seconds 10] [--sizes 720,1080]
- *     [--content testsrc2,mandelbrot] [--complexity low|medium|high] [--max-height N]
+ *   deno run --allow-all bench/transcode_bench.ts [--seconds 10] [--sizes 480,720,1080]
+ *     [--engines native,wasm] [--content testsrc2,mandelbrot] [--complexity low|medium|high] [--max-height N]
  *     [--paced-seconds 5] [--json] [--quick]
  *
  * @module
@@ -20,6 +21,7 @@
 import { parseArgs } from "node:util";
 import {
   type TranscodedFrame,
+  type TranscodeEngine,
   type TranscoderInputFrame,
   VideoTranscoder,
 } from "../lib/codec/video/mod.ts";
@@ -30,7 +32,8 @@ const { values: flags } = parseArgs({
   args: Deno.args,
   options: {
     seconds: { type: "string", default: "10" },
-    sizes: { type: "string", default: "720,1080" },
+    sizes: { type: "string", default: "480,720,1080" },
+    engines: { type: "string", default: "native,wasm" },
     content: { type: "string", default: "testsrc2,mandelbrot" },
     complexity: { type: "string", default: "low" },
     "max-height": { type: "string", default: "0" },
@@ -51,6 +54,8 @@ if (flags.quick) {
 
 const SECONDS = Number(flags.seconds);
 const SIZES: Record<string, { size: string; bitrate: number }> = {
+  "360": { size: "640x360", bitrate: 800_000 },
+  "480": { size: "854x480", bitrate: 1_200_000 },
   "720": { size: "1280x720", bitrate: 2_500_000 },
   "1080": { size: "1920x1080", bitrate: 4_500_000 },
 };
@@ -67,6 +72,7 @@ interface Clip {
 
 interface Row {
   case: string;
+  engine: TranscodeEngine;
   sluiceCorePct: number;
   sluiceWorkerCorePct: number;
   sluiceRealtime: number;
@@ -88,11 +94,14 @@ interface Row {
   pacedDropped?: number;
 }
 
-const support = VideoTranscoder.available();
-if (!support.ok) {
-  console.log(`transcode bench skipped: ${support.reason}`);
-  Deno.exit(0);
-}
+const engines = flags.engines.split(",").filter((engine): engine is TranscodeEngine => {
+  if (engine !== "native" && engine !== "wasm") {
+    throw new Error(`expected --engines from native,wasm, got ${engine}`);
+  }
+  const support = VideoTranscoder.chooseEngine({ engine });
+  if (!support.ok) console.log(`transcode bench: ${engine} engine skipped: ${support.reason}`);
+  return support.ok;
+});
 
 const dir = await Deno.makeTempDir({ prefix: "sluice-transcode-bench-" });
 const rows: Row[] = [];
@@ -113,8 +122,6 @@ try {
         content,
         spec.bitrate,
       );
-      log(`${name}: Sluice VideoTranscoder …`);
-      const sluice = await runSluice(clip, spec.bitrate);
       log(`${name}: ffmpeg libx264 veryfast zerolatency …`);
       const ffmpeg = await runFfmpeg(
         clip,
@@ -123,33 +130,38 @@ try {
         `${dir}/x264.h264`,
       );
       const ffmpeg1t = await runFfmpeg(clip, spec.bitrate, ["-threads", "1"]);
-      await writeAnnexB(`${dir}/out.h264`, sluice.frames);
-      const psnr = await measurePsnr(clip, `${dir}/out.h264`);
       const ffmpegPsnr = await measurePsnr(clip, `${dir}/x264.h264`);
-      const row: Row = {
-        case: name,
-        sluiceCorePct: sluice.cpuS / clip.durationS * 100,
-        sluiceWorkerCorePct: sluice.workerCpuS / clip.durationS * 100,
-        sluiceRealtime: clip.durationS / sluice.wallS,
-        ffmpegCorePct: ffmpeg.cpuS / clip.durationS * 100,
-        ffmpegRealtime: clip.durationS / ffmpeg.wallS,
-        ffmpeg1tCorePct: ffmpeg1t.cpuS / clip.durationS * 100,
-        ratio: sluice.cpuS / ffmpeg.cpuS,
-        outKbps: sluice.bytes * 8 / clip.durationS / 1000,
-        targetKbps: spec.bitrate / 1000,
-        psnr,
-        ffmpegPsnr,
-      };
-      if (pacedSeconds > 0) {
-        log(`${name}: paced at real time for ${pacedSeconds} s (latency) …`);
-        const latency = await runPaced(clip, spec.bitrate, pacedSeconds);
-        row.pushToOutP50Ms = latency.pushToOut.p50;
-        row.pushToOutP95Ms = latency.pushToOut.p95;
-        row.lateP50Ms = latency.late.p50;
-        row.lateP95Ms = latency.late.p95;
-        row.pacedDropped = latency.dropped;
+      for (const engine of engines) {
+        log(`${name}: Sluice VideoTranscoder, ${engine} engine …`);
+        const sluice = await runSluice(clip, spec.bitrate, engine);
+        await writeAnnexB(`${dir}/out.h264`, sluice.frames);
+        const psnr = await measurePsnr(clip, `${dir}/out.h264`);
+        const row: Row = {
+          case: name,
+          engine,
+          sluiceCorePct: sluice.cpuS / clip.durationS * 100,
+          sluiceWorkerCorePct: sluice.workerCpuS / clip.durationS * 100,
+          sluiceRealtime: clip.durationS / sluice.wallS,
+          ffmpegCorePct: ffmpeg.cpuS / clip.durationS * 100,
+          ffmpegRealtime: clip.durationS / ffmpeg.wallS,
+          ffmpeg1tCorePct: ffmpeg1t.cpuS / clip.durationS * 100,
+          ratio: sluice.cpuS / ffmpeg.cpuS,
+          outKbps: sluice.bytes * 8 / clip.durationS / 1000,
+          targetKbps: spec.bitrate / 1000,
+          psnr,
+          ffmpegPsnr,
+        };
+        if (pacedSeconds > 0) {
+          log(`${name}: ${engine} engine paced at real time for ${pacedSeconds} s (latency) …`);
+          const latency = await runPaced(clip, spec.bitrate, pacedSeconds, engine);
+          row.pushToOutP50Ms = latency.pushToOut.p50;
+          row.pushToOutP95Ms = latency.pushToOut.p95;
+          row.lateP50Ms = latency.late.p50;
+          row.lateP95Ms = latency.late.p95;
+          row.pacedDropped = latency.dropped;
+        }
+        rows.push(row);
       }
-      rows.push(row);
     }
   }
 } finally {
@@ -166,6 +178,7 @@ if (flags.json) {
   );
   const header = [
     "case",
+    "engine",
     "Sluice % core: process (worker thread)",
     "Sluice x-realtime",
     "ffmpeg x264 % core (-threads 1)",
@@ -182,6 +195,7 @@ if (flags.json) {
   for (const r of rows) {
     const cells = [
       r.case,
+      r.engine,
       `${r.sluiceCorePct.toFixed(0)} % (${r.sluiceWorkerCorePct.toFixed(0)} %)`,
       `${r.sluiceRealtime.toFixed(1)}×`,
       `${r.ffmpegCorePct.toFixed(0)} % (${r.ffmpeg1tCorePct.toFixed(0)} %)`,
@@ -264,8 +278,9 @@ async function makeClip(
 }
 
 /** As fast as it goes. */
-async function runSluice(clip: Clip, bitrate: number) {
+async function runSluice(clip: Clip, bitrate: number, engine: TranscodeEngine) {
   const transcoder = await VideoTranscoder.create({
+    engine,
     avcC: clip.avcC,
     bitrate,
     keyframeIntervalMs: 2000,
@@ -305,8 +320,14 @@ async function runSluice(clip: Clip, bitrate: number) {
  * the push of its access unit, and from its slot on the source's schedule
  * (t0 + pts), which is what a viewer of the output waits beyond the source.
  */
-async function runPaced(clip: Clip, bitrate: number, seconds: number) {
+async function runPaced(
+  clip: Clip,
+  bitrate: number,
+  seconds: number,
+  engine: TranscodeEngine,
+) {
   const transcoder = await VideoTranscoder.create({
+    engine,
     avcC: clip.avcC,
     bitrate,
     keyframeIntervalMs: 2000,

@@ -51,6 +51,8 @@ export interface Config {
    * (bundled WebAssembly, no system library), `auto` (native where it can run).
    */
   readonly transcodeEngine: "auto" | "native" | "wasm";
+  /** Tallest source the WebAssembly transcoder takes (taller: passthrough with a warning). */
+  readonly transcodeWasmMaxHeight: number;
   /**
    * Media send path: `native` (libsluice_fanout: SRTP + sendto in one FFI call per
    * packet), `werift` (werift's own sender), `auto` (native when the library loads).
@@ -233,6 +235,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: "auto",
     choices: ["auto", "native", "wasm"],
     help: "video transcoder: native (FFmpeg+openh264 via FFI), wasm (bundled, slower), auto",
+  },
+  {
+    flag: "transcode-wasm-max-height",
+    key: "transcodeWasmMaxHeight",
+    kind: "port",
+    default: "720",
+    help: "tallest source the WebAssembly transcoder takes (taller: passthrough)",
   },
   {
     flag: "max-transcodes",

@@ -124,12 +124,13 @@ export async function startServer(config: Config): Promise<SluiceServer> {
     },
   });
 
-  const transcodePolicy = new TranscodePolicy(
-    config.videoTranscode,
-    config.maxTranscodes,
-    config.transcodeMaxHeight,
-    logger("transcode"),
-  );
+  const transcodePolicy = new TranscodePolicy({
+    mode: config.videoTranscode,
+    maxConcurrent: config.maxTranscodes,
+    maxHeight: config.transcodeMaxHeight,
+    engine: config.transcodeEngine,
+    wasmMaxHeight: config.transcodeWasmMaxHeight,
+  }, logger("transcode"));
   let fast: NativeUdp | undefined;
   if (config.sendPath !== "werift") {
     const lib = loadFanout();

@@ -44,7 +44,12 @@ export interface StreamInfo {
   readonly bFrames: boolean;
   readonly encoder?: string;
   /** Whether the video is transcoded for browsers, and why (not); absent until decided. */
-  readonly transcode?: { readonly active: boolean; readonly reason: string };
+  readonly transcode?: {
+    readonly active: boolean;
+    readonly reason: string;
+    /** The transcoder engine, when active. */
+    readonly engine?: "native" | "wasm";
+  };
   readonly frames: { readonly video: number; readonly audio: number; readonly keyframes: number };
 }
 
@@ -139,7 +144,7 @@ export class Room {
   #metadata: Record<string, unknown> = {};
   #bFrames = false;
   #bytesIn = 0;
-  #transcode: { active: boolean; reason: string } | undefined;
+  #transcode: { active: boolean; reason: string; engine?: "native" | "wasm" } | undefined;
   #videoFrames = 0;
   #audioFrames = 0;
   #keyframes = 0;
@@ -196,7 +201,9 @@ export class Room {
   }
 
   /** Records whether the video is transcoded now (the WebRTC stage decides). */
-  setTranscode(state: { active: boolean; reason: string } | undefined): void {
+  setTranscode(
+    state: { active: boolean; reason: string; engine?: "native" | "wasm" } | undefined,
+  ): void {
     this.#transcode = state;
   }
 

@@ -270,15 +270,25 @@ export class RoomStream implements RoomSubscriber {
     if (policy.mode === "auto" && !this.room.bFrames) return false;
     if (performance.now() - this.#declinedAt < 10_000) return false;
     const decision = policy.decide(this.room);
-    this.room.setTranscode({ active: decision.transcode, reason: decision.reason });
+    this.room.setTranscode({
+      active: decision.transcode,
+      reason: decision.reason,
+      engine: decision.engine,
+    });
     if (!decision.transcode) {
       this.#declinedAt = performance.now();
       return false;
     }
     this.#resetGop();
-    this.#transcode = RoomTranscode.start(this.room, policy, this.#log, (frame) => {
-      this.#forward(frame, 4, false);
-    });
+    this.#transcode = RoomTranscode.start(
+      this.room,
+      policy,
+      decision.engine!,
+      this.#log,
+      (frame) => {
+        this.#forward(frame, 4, false);
+      },
+    );
     return true;
   }
 

@@ -1,12 +1,19 @@
 /**
  * When a room's H.264 cannot pass through to browsers (B-frames: what OBS sends by
- * default), its video is transcoded in-process (native libavcodec + openh264 in a
- * Worker, lib/codec/video/) to Constrained Baseline with a keyframe every 2 s and on
+ * default), its video is transcoded in-process (libavcodec + openh264 in a Worker,
+ * natively through FFI or, where those libraries are missing, in WebAssembly;
+ * lib/codec/video/) to Constrained Baseline with a keyframe every 2 s and on
  * demand. Only rooms that need it and have viewers pay for it, up to a limit.
  *
  * @module
  */
-import { type TranscodedFrame, VideoTranscoder } from "../codec/video/mod.ts";
+import {
+  type TranscodedFrame,
+  type TranscodeEngine,
+  type TranscodeEngineChoice,
+  type TranscodeEnginePreference,
+  VideoTranscoder,
+} from "../codec/video/mod.ts";
 import type { VideoFrame } from "../media.ts";
 import type { Room } from "../room/mod.ts";
 import type { Logger } from "../log.ts";
@@ -18,21 +25,43 @@ export type TranscodeMode = "auto" | "always" | "never";
 export interface TranscodeState {
   readonly active: boolean;
   readonly reason: string;
+  /** The engine running it (when active). */
+  readonly engine?: TranscodeEngine;
 }
 
-/** The server-wide policy: mode, the concurrency limit, whether the host can. */
+/** Settings of {@linkcode TranscodePolicy}. */
+export interface TranscodePolicyOptions {
+  /** `--video-transcode`. */
+  mode: TranscodeMode;
+  /** `--max-transcodes`. */
+  maxConcurrent: number;
+  /** `--transcode-max-height` (0: never scale). */
+  maxHeight: number;
+  /** `--transcode-engine`. */
+  engine: TranscodeEnginePreference;
+  /**
+   * `--transcode-wasm-max-height`: tallest source the WebAssembly engine takes (it
+   * costs ≈ 3× the native one); taller rooms pass through with the warning.
+   */
+  wasmMaxHeight: number;
+}
+
+/** The server-wide policy: mode, the concurrency limit, which engine the host can run. */
 export class TranscodePolicy {
   readonly mode: TranscodeMode;
   readonly maxConcurrent: number;
   readonly maxHeight: number;
+  readonly #options: TranscodePolicyOptions;
   readonly #log: Logger;
   #active = 0;
-  #support: ReturnType<typeof VideoTranscoder.available> | undefined;
+  #choice: TranscodeEngineChoice | undefined;
+  #wasmAnnounced = false;
 
-  constructor(mode: TranscodeMode, maxConcurrent: number, maxHeight: number, log: Logger) {
-    this.mode = mode;
-    this.maxConcurrent = maxConcurrent;
-    this.maxHeight = maxHeight;
+  constructor(options: TranscodePolicyOptions, log: Logger) {
+    this.mode = options.mode;
+    this.maxConcurrent = options.maxConcurrent;
+    this.maxHeight = options.maxHeight;
+    this.#options = options;
     this.#log = log;
   }
 
@@ -41,21 +70,45 @@ export class TranscodePolicy {
     return this.#active;
   }
 
-  /** Whether a room should be transcoded now, and why (not). */
-  decide(room: Room): { transcode: boolean; reason: string } {
+  /** Whether a room should be transcoded now, on which engine, and why (not). */
+  decide(room: Room): { transcode: boolean; reason: string; engine?: TranscodeEngine } {
     if (this.mode === "never") return { transcode: false, reason: "--video-transcode never" };
     if (this.mode === "auto" && !room.bFrames) {
       return { transcode: false, reason: "passthrough: no B-frames" };
     }
     const why = this.mode === "always" ? "--video-transcode always" : "B-frames";
-    this.#support ??= VideoTranscoder.available();
-    if (!this.#support.ok) {
+    const choice = this.#choice ??= VideoTranscoder.chooseEngine({ engine: this.#options.engine });
+    if (!choice.ok) {
       this.#log.warn("room {room} needs transcoding ({why}) but cannot: {reason}", {
         room: room.name,
         why,
-        reason: this.#support.reason,
+        reason: choice.reason,
       });
-      return { transcode: false, reason: `passthrough: ${this.#support.reason}` };
+      return { transcode: false, reason: `passthrough: ${choice.reason}` };
+    }
+    if (choice.engine === "wasm") {
+      const height = room.info().video?.height ?? 0;
+      const cap = this.#options.wasmMaxHeight;
+      if (height > cap) {
+        const native = choice.nativeUnavailable
+          ? `; native engine: ${choice.nativeUnavailable}`
+          : "";
+        const reason =
+          `passthrough: ${height}p is above --transcode-wasm-max-height ${cap} of the WebAssembly transcoder${native}`;
+        this.#log.warn("room {room} needs transcoding ({why}) but cannot: {reason}", {
+          room: room.name,
+          why,
+          reason,
+        });
+        return { transcode: false, reason };
+      }
+      if (!this.#wasmAnnounced && choice.nativeUnavailable) {
+        this.#wasmAnnounced = true;
+        this.#log.warn(
+          "video is transcoded by the WebAssembly engine, about 3x the CPU of the native one: {reason}",
+          { reason: choice.nativeUnavailable },
+        );
+      }
     }
     if (this.#active >= this.maxConcurrent) {
       this.#log.warn(
@@ -67,7 +120,11 @@ export class TranscodePolicy {
         reason: `passthrough: ${this.maxConcurrent} transcodes already run`,
       };
     }
-    return { transcode: true, reason: why };
+    return {
+      transcode: true,
+      reason: choice.engine === "wasm" ? `${why}, WebAssembly engine` : why,
+      engine: choice.engine,
+    };
   }
 
   acquire(): void {
@@ -112,6 +169,7 @@ export class RoomTranscode {
   static start(
     room: Room,
     policy: TranscodePolicy,
+    engine: TranscodeEngine,
     log: Logger,
     emit: (f: VideoFrame) => void,
   ): RoomTranscode {
@@ -124,6 +182,7 @@ export class RoomTranscode {
     );
     const started = performance.now();
     VideoTranscoder.create({
+      engine,
       avcC: avcC!,
       bitrate,
       keyframeIntervalMs: 2000,
@@ -153,10 +212,14 @@ export class RoomTranscode {
         transcoder.catchUp(t.#liveFrom);
       }
       for (const f of gop) transcoder.push(f);
-      log.info("room {room}: transcoding video to Constrained Baseline (started in {ms} ms)", {
-        room: room.name,
-        ms: Math.round(performance.now() - started),
-      });
+      log.info(
+        "room {room}: transcoding video to Constrained Baseline ({engine}, started in {ms} ms)",
+        {
+          room: room.name,
+          engine,
+          ms: Math.round(performance.now() - started),
+        },
+      );
     }).catch((err) => {
       log.warn("room {room}: cannot start the video transcoder: {error}", {
         room: room.name,
