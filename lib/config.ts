@@ -58,6 +58,8 @@ export interface Config {
    * packet), `werift` (werift's own sender), `auto` (native when the library loads).
    */
   readonly sendPath: "auto" | "native" | "werift";
+  /** Native send threads (each owns a share of the viewers); 0 = one per core. */
+  readonly sendThreads: number;
   /** Most rooms transcoded at once. */
   readonly maxTranscodes: number;
   /** Scale transcoded video taller than this down; 0 = never. */
@@ -264,6 +266,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: "auto",
     choices: ["auto", "native", "werift"],
     help: "media send path: native (SRTP+sendto via libsluice_fanout), werift, auto",
+  },
+  {
+    flag: "send-threads",
+    key: "sendThreads",
+    kind: "count0",
+    default: "0",
+    help: "native send threads, each sending video to its share of the viewers (0: one per core)",
   },
   {
     flag: "reconnect-grace",

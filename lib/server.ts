@@ -134,17 +134,23 @@ export async function startServer(config: Config): Promise<SluiceServer> {
   let fast: NativeUdp | undefined;
   if (config.sendPath !== "werift") {
     const lib = loadFanout();
-    if (!(lib instanceof Error)) fast = installNativeUdp(lib);
-    else if (config.sendPath === "native") {
+    if (!(lib instanceof Error)) {
+      fast = installNativeUdp(lib);
+      const lanes = config.sendThreads ||
+        Math.min(16, Math.max(1, navigator.hardwareConcurrency || 1));
+      fast.startPool(lanes);
+      fast.onFanoutLatency = (seconds) => fanoutTime.observe(seconds);
+    } else if (config.sendPath === "native") {
       throw new ConfigError(`--send-path native: ${lib.message}`);
-    } else {log.warn("media goes through werift's slower send path: {reason}", {
-        reason: lib.message,
-      });}
+    } else {
+      log.warn("media goes through werift's slower send path: {reason}", { reason: lib.message });
+    }
   }
-  const admission = new Admission({
-    maxViewers: config.maxViewersTotal,
-    maxLoad: config.maxSendLoad / 100,
-  });
+  const admission = new Admission(
+    { maxViewers: config.maxViewersTotal, maxLoad: config.maxSendLoad / 100 },
+    undefined,
+    fast?.pool && (() => fast.pool!.stats().laneCpuSeconds),
+  );
   admission.start();
   const refused = metrics.add(
     new Counter("sluice_viewers_refused_total", "Viewers refused, by reason"),
@@ -228,7 +234,7 @@ export async function startServer(config: Config): Promise<SluiceServer> {
       "sluice_native_send_dropped_packets",
       "Packets the kernel refused on the native send path (full socket buffer)",
       function* () {
-        yield [{}, webrtc.fastTotals.dropped];
+        yield [{}, webrtc.fastTotals.dropped + (fast?.pool?.stats().packetsDropped ?? 0)];
       },
     ),
   );

@@ -41,5 +41,5 @@ build() {
 # Each library on its own: one whose packages are missing does not stop the other.
 failed=0
 build libsluice_transcode.so transcode_shim.c -lavcodec -lavutil -lswscale -lopenh264 || failed=1
-build libsluice_fanout.so fanout.c -lcrypto || failed=1
+build libsluice_fanout.so fanout.c -lcrypto -lpthread || failed=1
 exit "$failed"

@@ -12,9 +12,19 @@
  * decrypts and counts media inline while draining, so a receiver process can
  * keep up with hundreds of streams.
  *
- * Every call is synchronous except sf_wait, which Deno runs on a worker thread.
+ * Every call is synchronous except sf_wait, which Deno runs on a worker thread,
+ * and the send pool (sf_pool_*): a few threads ("lanes") that each own a fixed
+ * share of the viewers and send a room's video frame to their share in parallel,
+ * so the copy-per-viewer work is spread over the cores. A viewer always goes
+ * through the same lane, and a lane works through its frames in order, so every
+ * viewer's packets leave in order. Shared state is guarded: an SRTP context is
+ * used under its own mutex (its audio, retransmissions and the main thread's
+ * calls meet the lane's video there), and contexts and sockets are reference
+ * counted, so a viewer that leaves while a lane still sends to it is freed by
+ * whoever lets go last.
+ *
  * Sizes are bounded: datagrams ≤ SF_MAX_PACKET, ≤ SF_MAX_SOCKETS sockets, ≤ 8
- * SSRCs per SRTP context.
+ * SSRCs per SRTP context, ≤ SF_POOL_QUEUE frames waiting per lane.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -23,7 +33,10 @@
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -33,7 +46,7 @@
 #include <unistd.h>
 
 #define SF_API __attribute__((visibility("default")))
-#define SF_ABI_VERSION 2
+#define SF_ABI_VERSION 3
 #define SF_MAX_PACKET 1500
 #define SF_MAX_SOCKETS 8192
 #define SF_MAX_STREAMS 8
@@ -69,6 +82,8 @@ typedef struct {
   int nstreams;
   uint32_t rtcp_index; /* SRTCP contexts: index of the last packet protected */
   uint64_t other_drops; /* sink: streams beyond SF_MAX_STREAMS, malformed */
+  pthread_mutex_t mu;   /* held around every protect of a send path */
+  atomic_int refs;      /* the owner's reference + one per queued pool send */
 } sf_srtp;
 
 /* RFC 3711 §4.3.1 key derivation, key derivation rate 0: AES-CM keystream under the
@@ -109,6 +124,8 @@ static sf_srtp *create(int profile, const uint8_t *master_key, const uint8_t *ma
   } else {
     if (!EVP_EncryptInit_ex(s->cipher, EVP_aes_128_gcm(), NULL, s->key, NULL)) goto fail;
   }
+  pthread_mutex_init(&s->mu, NULL);
+  atomic_init(&s->refs, 1);
   return s;
 fail:
   if (s->cipher) EVP_CIPHER_CTX_free(s->cipher);
@@ -128,12 +145,18 @@ SF_API sf_srtp *sf_srtcp_create(int profile, const uint8_t *master_key, const ui
   return create(profile, master_key, master_salt, 0x03);
 }
 
-SF_API void sf_srtp_destroy(sf_srtp *s) {
-  if (!s) return;
+static void srtp_unref(sf_srtp *s) {
+  if (atomic_fetch_sub(&s->refs, 1) != 1) return;
   EVP_CIPHER_CTX_free(s->cipher);
   if (s->decipher) EVP_CIPHER_CTX_free(s->decipher);
   if (s->hmac) HMAC_CTX_free(s->hmac);
+  pthread_mutex_destroy(&s->mu);
   free(s);
+}
+
+/* Lets go of the owner's reference: freed now, or by the last lane still sending with it. */
+SF_API void sf_srtp_destroy(sf_srtp *s) {
+  if (s) srtp_unref(s);
 }
 
 static sf_stream *stream_of(sf_srtp *s, uint32_t ssrc) {
@@ -279,7 +302,10 @@ SF_API int sf_srtcp_protect(sf_srtp *s, const uint8_t *rtcp, int len, uint8_t *o
 SF_API int sf_srtp_protect(sf_srtp *s, const uint8_t *rtp, int len, uint8_t *out) {
   if (!s || len < 12 || len > SF_MAX_PACKET - 16) return -1;
   memcpy(out, rtp, len);
-  return protect(s, out, len);
+  pthread_mutex_lock(&s->mu);
+  int n = protect(s, out, len);
+  pthread_mutex_unlock(&s->mu);
+  return n;
 }
 
 /* Decrypts and authenticates an SRTP packet in place; returns the RTP length or
@@ -370,7 +396,21 @@ SF_API int sf_srtp_stats(sf_srtp *s, uint64_t *out, int max_streams) {
 typedef struct {
   int fd;
   sf_srtp *sink; /* receive side: RTP on this socket is decrypted and counted here */
+  atomic_int refs;                /* the loop's reference + one per queued pool send */
+  atomic_llong congested_until;   /* CLOCK_MONOTONIC ns: a pool send met a full buffer */
 } sf_socket;
+
+static int64_t now_ns(clockid_t clock) {
+  struct timespec ts;
+  clock_gettime(clock, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void socket_unref(sf_socket *s) {
+  if (atomic_fetch_sub(&s->refs, 1) != 1) return;
+  close(s->fd);
+  free(s);
+}
 
 typedef struct {
   int epfd;
@@ -450,18 +490,20 @@ SF_API int sf_udp_open(sf_loop *l, int family, const char *ip, int min, int max,
   sf_socket *s = calloc(1, sizeof *s);
   if (!s) { close(fd); return -ENOMEM; }
   s->fd = fd;
+  atomic_init(&s->refs, 1);
   struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)slot};
   if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev)) { int e = errno; close(fd); free(s); return -e; }
   l->sockets[slot] = s;
   return slot;
 }
 
+/* The slot is free at once; the fd closes when no lane holds a send for it any more. */
 SF_API void sf_udp_close(sf_loop *l, int slot) {
   if (slot < 0 || slot >= SF_MAX_SOCKETS || !l->sockets[slot]) return;
-  epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->sockets[slot]->fd, NULL);
-  close(l->sockets[slot]->fd);
-  free(l->sockets[slot]);
+  sf_socket *s = l->sockets[slot];
+  epoll_ctl(l->epfd, EPOLL_CTL_DEL, s->fd, NULL);
   l->sockets[slot] = NULL;
+  socket_unref(s);
 }
 
 /* Sends one datagram as it is. Returns bytes sent or -errno. */
@@ -485,7 +527,9 @@ SF_API int sf_send_rtp(sf_loop *l, int slot, const uint8_t *addr, int addr_len, 
   packet[4] = timestamp >> 24; packet[5] = timestamp >> 16; packet[6] = timestamp >> 8; packet[7] = timestamp;
   packet[8] = ssrc >> 24; packet[9] = ssrc >> 16; packet[10] = ssrc >> 8; packet[11] = ssrc;
   memcpy(packet + 12, payload, len);
+  pthread_mutex_lock(&srtp->mu);
   int n = protect(srtp, packet, 12 + len);
+  pthread_mutex_unlock(&srtp->mu);
   if (n < 0) return -EPROTO;
   ssize_t sent = sendto(l->sockets[slot]->fd, packet, n, 0, (const struct sockaddr *)addr, addr_len);
   return sent < 0 ? -errno : (int)sent;
@@ -497,7 +541,7 @@ SF_API int sf_send_rtp(sf_loop *l, int slot, const uint8_t *addr, int addr_len, 
 #define SF_GSO_MAX_SEGMENTS 64
 #define SF_GSO_MAX_BYTES 65000
 
-static int gso_unavailable; /* set once the kernel refuses UDP_SEGMENT */
+static atomic_int gso_unavailable; /* set once the kernel refuses UDP_SEGMENT */
 
 static ssize_t send_segments(int fd, const uint8_t *addr, int addr_len, uint8_t *buf, int len, int seg) {
   if (len == seg || gso_unavailable) {
@@ -529,21 +573,12 @@ static ssize_t send_segments(int fd, const uint8_t *addr, int addr_len, uint8_t 
   return total;
 }
 
-/*
- * One video frame to one viewer in as few system calls as UDP GSO allows: `count`
- * payloads packed back to back in `payloads` (payloads_len bytes), their lengths in `lens` (bit 15: the
- * RTP marker), sequence numbers first_seq, first_seq + 1, …, one timestamp. Each
- * is written with its RTP header, protected, and runs of equal-size packets leave
- * in one sendmsg(UDP_SEGMENT). Returns packets sent, or a negative errno when
- * none was (a partial send returns the count that left).
- */
-SF_API int sf_send_rtp_frame(sf_loop *l, int slot, const uint8_t *addr, int addr_len, sf_srtp *srtp,
-                             int payload_type, int first_seq, uint32_t timestamp, uint32_t ssrc,
-                             const uint8_t *payloads, int payloads_len, const uint16_t *lens,
-                             int count) {
+/* One frame to one socket (see sf_send_rtp_frame); the caller holds srtp->mu. */
+static int send_frame(int fd, const uint8_t *addr, int addr_len, sf_srtp *srtp, int payload_type,
+                      int first_seq, uint32_t timestamp, uint32_t ssrc, const uint8_t *payloads,
+                      int payloads_len, const uint16_t *lens, int count) {
   static __thread uint8_t buf[SF_GSO_MAX_BYTES + SF_MAX_PACKET + 64];
-  if (slot < 0 || slot >= SF_MAX_SOCKETS || !l->sockets[slot] || !srtp) return -EBADF;
-  int fd = l->sockets[slot]->fd, sent = 0, used = 0, seg = 0, segs = 0, group_start = 0;
+  int sent = 0, used = 0, seg = 0, segs = 0, group_start = 0;
   const uint8_t *p = payloads;
   for (int i = 0; i <= count; i++) {
     int size = 0, len = 0, marker = 0;
@@ -581,6 +616,26 @@ SF_API int sf_send_rtp_frame(sf_loop *l, int slot, const uint8_t *addr, int addr
     segs++;
   }
   return sent;
+}
+
+/*
+ * One video frame to one viewer in as few system calls as UDP GSO allows: `count`
+ * payloads packed back to back in `payloads` (payloads_len bytes), their lengths in `lens` (bit 15: the
+ * RTP marker), sequence numbers first_seq, first_seq + 1, …, one timestamp. Each
+ * is written with its RTP header, protected, and runs of equal-size packets leave
+ * in one sendmsg(UDP_SEGMENT). Returns packets sent, or a negative errno when
+ * none was (a partial send returns the count that left).
+ */
+SF_API int sf_send_rtp_frame(sf_loop *l, int slot, const uint8_t *addr, int addr_len, sf_srtp *srtp,
+                             int payload_type, int first_seq, uint32_t timestamp, uint32_t ssrc,
+                             const uint8_t *payloads, int payloads_len, const uint16_t *lens,
+                             int count) {
+  if (slot < 0 || slot >= SF_MAX_SOCKETS || !l->sockets[slot] || !srtp) return -EBADF;
+  pthread_mutex_lock(&srtp->mu);
+  int n = send_frame(l->sockets[slot]->fd, addr, addr_len, srtp, payload_type, first_seq,
+                     timestamp, ssrc, payloads, payloads_len, lens, count);
+  pthread_mutex_unlock(&srtp->mu);
+  return n;
 }
 
 /* Protects an RTCP compound packet with an SRTCP context and sends it. */
@@ -666,4 +721,281 @@ SF_API void sf_loop_destroy(sf_loop *l) {
   for (int i = 0; i < SF_MAX_SOCKETS; i++) sf_udp_close(l, i);
   close(l->epfd);
   free(l);
+}
+
+/* ---------------------------------------------------------- send pool ---- */
+
+#define SF_POOL_MAX_LANES 16
+#define SF_POOL_QUEUE 64      /* frames waiting per lane; beyond: that lane's share is dropped */
+#define SF_POOL_LATENCIES 4096 /* completed frames' latencies kept until read */
+#define SF_TARGET_BYTES 64     /* one viewer's record in sf_pool_send_frame's `targets` */
+
+/* One room frame, shared by the lanes that send it; freed by the last one. */
+typedef struct {
+  atomic_int lanes_left;
+  int64_t started_ns; /* CLOCK_MONOTONIC when the caller began the frame (its `pre_us` back) */
+  int count, payloads_len;
+  uint16_t *lens;
+  uint8_t *payloads;
+} sf_frame;
+
+typedef struct {
+  sf_socket *sock; /* referenced */
+  sf_srtp *srtp;   /* referenced */
+  uint8_t addr[28];
+  int addr_len, payload_type, first_seq;
+  uint32_t timestamp, ssrc;
+} sf_target;
+
+typedef struct {
+  sf_frame *frame;
+  int n;
+  sf_target targets[];
+} sf_job;
+
+struct sf_pool;
+
+typedef struct {
+  struct sf_pool *pool;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  sf_job *queue[SF_POOL_QUEUE];
+  int head, len, stop, started;
+  atomic_llong cpu_ns; /* this lane's thread CPU time spent sending */
+} sf_lane;
+
+typedef struct sf_pool {
+  int nlanes;
+  sf_lane lanes[SF_POOL_MAX_LANES];
+  pthread_mutex_t lat_mu;
+  uint32_t latencies_us[SF_POOL_LATENCIES];
+  int lat_head, lat_len;
+  atomic_ullong packets_sent, packets_dropped, frames_dropped, lat_overwritten;
+} sf_pool;
+
+static void frame_done(sf_pool *p, sf_frame *f) {
+  if (atomic_fetch_sub(&f->lanes_left, 1) != 1) return;
+  int64_t us = (now_ns(CLOCK_MONOTONIC) - f->started_ns) / 1000;
+  pthread_mutex_lock(&p->lat_mu);
+  if (p->lat_len == SF_POOL_LATENCIES) { p->lat_head = (p->lat_head + 1) % SF_POOL_LATENCIES; p->lat_len--; atomic_fetch_add(&p->lat_overwritten, 1); }
+  p->latencies_us[(p->lat_head + p->lat_len++) % SF_POOL_LATENCIES] = us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+  pthread_mutex_unlock(&p->lat_mu);
+  free(f);
+}
+
+static void job_release(sf_pool *p, sf_job *job) {
+  for (int i = 0; i < job->n; i++) {
+    socket_unref(job->targets[i].sock);
+    srtp_unref(job->targets[i].srtp);
+  }
+  frame_done(p, job->frame);
+  free(job);
+}
+
+static void run_job(sf_pool *p, sf_job *job) {
+  sf_frame *f = job->frame;
+  uint64_t sent = 0, dropped = 0;
+  for (int i = 0; i < job->n; i++) {
+    sf_target *t = &job->targets[i];
+    pthread_mutex_lock(&t->srtp->mu);
+    int n = send_frame(t->sock->fd, t->addr, t->addr_len, t->srtp, t->payload_type, t->first_seq,
+                       t->timestamp, t->ssrc, f->payloads, f->payloads_len, f->lens, f->count);
+    pthread_mutex_unlock(&t->srtp->mu);
+    int ok = n < 0 ? 0 : n;
+    sent += ok;
+    if (ok < f->count) {
+      dropped += f->count - ok;
+      /* A full buffer (EAGAIN, or a partial send): the viewer is slow for a while. */
+      if (n >= 0 || n == -EAGAIN)
+        atomic_store(&t->sock->congested_until, now_ns(CLOCK_MONOTONIC) + 200000000LL);
+    }
+  }
+  atomic_fetch_add(&p->packets_sent, sent);
+  if (dropped) atomic_fetch_add(&p->packets_dropped, dropped);
+}
+
+static void *lane_main(void *arg) {
+  sf_lane *lane = arg;
+  for (;;) {
+    pthread_mutex_lock(&lane->mu);
+    while (!lane->len && !lane->stop) pthread_cond_wait(&lane->cv, &lane->mu);
+    if (!lane->len) { pthread_mutex_unlock(&lane->mu); return NULL; }
+    sf_job *job = lane->queue[lane->head];
+    lane->head = (lane->head + 1) % SF_POOL_QUEUE;
+    lane->len--;
+    pthread_mutex_unlock(&lane->mu);
+    int64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
+    run_job(lane->pool, job);
+    job_release(lane->pool, job);
+    atomic_fetch_add(&lane->cpu_ns, now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0);
+  }
+}
+
+/* Starts `lanes` sending threads (1..SF_POOL_MAX_LANES). NULL on failure. */
+SF_API sf_pool *sf_pool_create(int lanes) {
+  if (lanes < 1 || lanes > SF_POOL_MAX_LANES) return NULL;
+  sf_pool *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  pthread_mutex_init(&p->lat_mu, NULL);
+  for (int i = 0; i < lanes; i++) {
+    sf_lane *lane = &p->lanes[i];
+    lane->pool = p;
+    pthread_mutex_init(&lane->mu, NULL);
+    pthread_cond_init(&lane->cv, NULL);
+    if (pthread_create(&lane->thread, NULL, lane_main, lane)) break;
+    char name[16];
+    snprintf(name, sizeof name, "sluice-send-%d", i);
+    pthread_setname_np(lane->thread, name); /* what top -H and /proc/<pid>/task show */
+    lane->started = 1;
+    p->nlanes++;
+  }
+  if (p->nlanes == 0) { free(p); return NULL; }
+  return p;
+}
+
+SF_API int sf_pool_lanes(sf_pool *p) { return p ? p->nlanes : 0; }
+
+/*
+ * Sends one video frame to many viewers through the lanes. `payloads`/`lens`/
+ * `count` as sf_send_rtp_frame (copied: the caller's buffers are free on return).
+ * `targets` holds `ntargets` records of SF_TARGET_BYTES, little-endian:
+ *   [0] lane u8  [1] payload type u8  [2] sockaddr length u8  [3] 0
+ *   [4] socket slot i32  [8] first sequence number u32  [12] timestamp u32
+ *   [16] SSRC u32  [20] 0 u32  [24] SRTP context pointer u64  [32] sockaddr (≤ 28 bytes)
+ * `pre_us`: how long ago the caller began this frame (it counts in the latency).
+ * Returns the viewers queued (a closed socket, a full lane or a bad record is skipped).
+ */
+SF_API int sf_pool_send_frame(sf_pool *p, sf_loop *l, const uint8_t *payloads, int payloads_len,
+                              const uint16_t *lens, int count, const uint8_t *targets,
+                              int ntargets, int pre_us) {
+  if (!p || !l || count <= 0 || payloads_len < 0 || ntargets <= 0) return 0;
+  int per_lane[SF_POOL_MAX_LANES] = {0};
+  for (int i = 0; i < ntargets; i++) {
+    int lane = targets[i * SF_TARGET_BYTES];
+    if (lane < p->nlanes) per_lane[lane]++;
+  }
+  sf_frame *f = malloc(sizeof *f + (size_t)count * sizeof(uint16_t) + (size_t)payloads_len);
+  if (!f) return 0;
+  f->count = count;
+  f->payloads_len = payloads_len;
+  f->lens = (uint16_t *)(f + 1);
+  f->payloads = (uint8_t *)(f->lens + count);
+  memcpy(f->lens, lens, (size_t)count * sizeof(uint16_t));
+  memcpy(f->payloads, payloads, (size_t)payloads_len);
+  f->started_ns = now_ns(CLOCK_MONOTONIC) - (int64_t)pre_us * 1000;
+  sf_job *jobs[SF_POOL_MAX_LANES] = {0};
+  int queued = 0, nlanes_used = 0;
+  for (int lane = 0; lane < p->nlanes; lane++) {
+    if (!per_lane[lane]) continue;
+    jobs[lane] = malloc(sizeof(sf_job) + (size_t)per_lane[lane] * sizeof(sf_target));
+    if (jobs[lane]) { jobs[lane]->frame = f; jobs[lane]->n = 0; nlanes_used++; }
+  }
+  for (int i = 0; i < ntargets; i++) {
+    const uint8_t *r = targets + (size_t)i * SF_TARGET_BYTES;
+    int lane = r[0], addr_len = r[2];
+    if (lane >= p->nlanes || !jobs[lane] || addr_len > 28) continue;
+    int32_t slot;
+    uint32_t seq, ts, ssrc;
+    uint64_t ptr;
+    memcpy(&slot, r + 4, 4);
+    memcpy(&seq, r + 8, 4);
+    memcpy(&ts, r + 12, 4);
+    memcpy(&ssrc, r + 16, 4);
+    memcpy(&ptr, r + 24, 8);
+    sf_srtp *srtp = (sf_srtp *)(uintptr_t)ptr;
+    if (slot < 0 || slot >= SF_MAX_SOCKETS || !l->sockets[slot] || !srtp) continue;
+    sf_target *t = &jobs[lane]->targets[jobs[lane]->n++];
+    t->sock = l->sockets[slot];
+    atomic_fetch_add(&t->sock->refs, 1);
+    t->srtp = srtp;
+    atomic_fetch_add(&srtp->refs, 1);
+    memcpy(t->addr, r + 32, addr_len);
+    t->addr_len = addr_len;
+    t->payload_type = r[1];
+    t->first_seq = (int)(seq & 0xffff);
+    t->timestamp = ts;
+    t->ssrc = ssrc;
+  }
+  for (int lane = 0; lane < p->nlanes; lane++) {
+    if (jobs[lane] && jobs[lane]->n == 0) { free(jobs[lane]); jobs[lane] = NULL; nlanes_used--; }
+  }
+  if (nlanes_used == 0) { free(f); return 0; }
+  atomic_init(&f->lanes_left, nlanes_used);
+  for (int lane = 0; lane < p->nlanes; lane++) {
+    sf_job *job = jobs[lane];
+    if (!job) continue;
+    sf_lane *ln = &p->lanes[lane];
+    int n = job->n; /* once queued, the job belongs to the lane (which may free it at once) */
+    pthread_mutex_lock(&ln->mu);
+    int full = ln->len == SF_POOL_QUEUE;
+    if (!full) {
+      ln->queue[(ln->head + ln->len++) % SF_POOL_QUEUE] = job;
+      pthread_cond_signal(&ln->cv);
+    }
+    pthread_mutex_unlock(&ln->mu);
+    if (full) {
+      atomic_fetch_add(&p->frames_dropped, 1);
+      atomic_fetch_add(&p->packets_dropped, (unsigned long long)n * (unsigned long long)count);
+      job_release(p, job);
+    } else {
+      queued += n;
+    }
+  }
+  return queued;
+}
+
+/* 1 while a pool send to this socket met a full buffer in the last 200 ms. */
+SF_API int sf_udp_congested(sf_loop *l, int slot) {
+  if (slot < 0 || slot >= SF_MAX_SOCKETS || !l->sockets[slot]) return 0;
+  return atomic_load(&l->sockets[slot]->congested_until) > now_ns(CLOCK_MONOTONIC);
+}
+
+/* Counters: [0] packets sent [1] packets dropped [2] lane-frames dropped (queue full)
+ * [3] latencies overwritten unread [4] frames waiting, then per lane its CPU ns. */
+SF_API int sf_pool_stats(sf_pool *p, uint64_t *out, int cap) {
+  if (!p) return 0;
+  uint64_t waiting = 0;
+  for (int i = 0; i < p->nlanes; i++) {
+    pthread_mutex_lock(&p->lanes[i].mu);
+    waiting += p->lanes[i].len;
+    pthread_mutex_unlock(&p->lanes[i].mu);
+  }
+  uint64_t v[5 + SF_POOL_MAX_LANES] = {atomic_load(&p->packets_sent), atomic_load(&p->packets_dropped),
+                                       atomic_load(&p->frames_dropped), atomic_load(&p->lat_overwritten),
+                                       waiting};
+  for (int i = 0; i < p->nlanes; i++) v[5 + i] = (uint64_t)atomic_load(&p->lanes[i].cpu_ns);
+  int n = 5 + p->nlanes;
+  for (int i = 0; i < n && i < cap; i++) out[i] = v[i];
+  return n;
+}
+
+/* Moves up to `cap` latencies (µs, frame begun → its last packet sent to its last
+ * viewer) into out, oldest first; returns how many. */
+SF_API int sf_pool_latencies(sf_pool *p, uint32_t *out, int cap) {
+  if (!p) return 0;
+  pthread_mutex_lock(&p->lat_mu);
+  int n = p->lat_len < cap ? p->lat_len : cap;
+  for (int i = 0; i < n; i++) out[i] = p->latencies_us[(p->lat_head + i) % SF_POOL_LATENCIES];
+  p->lat_head = (p->lat_head + n) % SF_POOL_LATENCIES;
+  p->lat_len -= n;
+  pthread_mutex_unlock(&p->lat_mu);
+  return n;
+}
+
+/* Stops the lanes after the frames they hold (sent, then freed) and frees the pool. */
+SF_API void sf_pool_destroy(sf_pool *p) {
+  if (!p) return;
+  for (int i = 0; i < p->nlanes; i++) {
+    sf_lane *lane = &p->lanes[i];
+    pthread_mutex_lock(&lane->mu);
+    lane->stop = 1;
+    pthread_cond_signal(&lane->cv);
+    pthread_mutex_unlock(&lane->mu);
+    pthread_join(lane->thread, NULL);
+    pthread_mutex_destroy(&lane->mu);
+    pthread_cond_destroy(&lane->cv);
+  }
+  pthread_mutex_destroy(&p->lat_mu);
+  free(p);
 }

@@ -1,8 +1,9 @@
 /**
  * Admission control: a new viewer is refused ("server full", retry later) rather
  * than let every viewer already watching degrade. Two limits: a configured number
- * of viewers, and a measured one — the share of one core the main thread (where
- * every packet of every viewer is sent) has been busy lately.
+ * of viewers, and a measured one — the share of one core the busiest send thread
+ * has been busy lately: the main thread (audio, werift viewers, RTCP) or one of the
+ * native send threads (each sends the video of its share of the viewers).
  *
  * @module
  */
@@ -44,16 +45,27 @@ export function mainThreadCpuSeconds(): number | undefined {
 export class Admission {
   readonly #options: AdmissionOptions;
   readonly #cpu: () => number | undefined;
+  readonly #lanes: (() => number[]) | undefined;
   #load = 0;
-  #last: { cpu: number; at: number } | undefined;
+  #last: { cpu: number; lanes: number[]; at: number } | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(options: AdmissionOptions, cpu: () => number | undefined = mainThreadCpuSeconds) {
+  /**
+   * @param cpu CPU seconds of the main thread so far.
+   * @param lanes CPU seconds of each native send thread so far (they send the video):
+   *   the load is the busiest of the main thread and these.
+   */
+  constructor(
+    options: AdmissionOptions,
+    cpu: () => number | undefined = mainThreadCpuSeconds,
+    lanes?: () => number[],
+  ) {
     this.#options = options;
     this.#cpu = cpu;
+    this.#lanes = lanes;
   }
 
-  /** Starts sampling the main thread's load (once a second). */
+  /** Starts sampling the send threads' load (once a second). */
   start(): void {
     if (this.#timer !== undefined || this.#options.maxLoad <= 0) return;
     this.sample();
@@ -70,15 +82,22 @@ export class Admission {
   sample(now = performance.now()): void {
     const cpu = this.#cpu();
     if (cpu === undefined) return;
+    const lanes = this.#lanes?.() ?? [];
     if (this.#last && now > this.#last.at) {
-      const busy = Math.min(1, (cpu - this.#last.cpu) / ((now - this.#last.at) / 1000));
+      const seconds = (now - this.#last.at) / 1000;
+      const last = this.#last;
+      const busiest = Math.max(
+        cpu - last.cpu,
+        ...lanes.map((lane, i) => lane - (last.lanes[i] ?? lane)),
+      );
+      const busy = Math.min(1, busiest / seconds);
       // Rise at once (protect the viewers watching), fall slowly (no flapping).
       this.#load = busy > this.#load ? busy : this.#load * 0.6 + busy * 0.4;
     }
-    this.#last = { cpu, at: now };
+    this.#last = { cpu, lanes, at: now };
   }
 
-  /** The main thread's recent busy share of one core (0-1). */
+  /** The recent busy share of one core (0-1) of the busiest send thread (main or native lane). */
   get load(): number {
     return this.#load;
   }

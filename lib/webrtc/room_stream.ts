@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { flushFanout } from "./fast/sender.ts";
 import type { MediaUnit, VideoFrame } from "../media.ts";
 import type { Room, RoomSubscriber, StopReason } from "../room/mod.ts";
 import { iterateAvccNalUnits } from "../codec/mod.ts";
@@ -306,7 +307,11 @@ export class RoomStream implements RoomSubscriber {
     if (!packetized) return;
     this.#remember(packetized);
     for (const v of this.#viewers) v.video(packetized.packets, packetized.keyframe);
-    if (this.#viewers.size) this.#audioStats.fannedOut?.((performance.now() - start) / 1000);
+    // Native viewers' copies leave from the send threads: the pool reports when the last did.
+    const pooled = flushFanout(start);
+    if (this.#viewers.size && !pooled) {
+      this.#audioStats.fannedOut?.((performance.now() - start) / 1000);
+    }
   }
 
   #timestamp(frame: VideoFrame): number {

@@ -8,7 +8,7 @@
 import { nativeLibraryCandidates } from "../../native_lib.ts";
 
 /** The library's ABI version this file speaks (SF_ABI_VERSION in the C source). */
-export const FANOUT_ABI_VERSION = 2;
+export const FANOUT_ABI_VERSION = 3;
 
 /** File name of the built library. */
 export const FANOUT_FILE_NAME = "libsluice_fanout.so";
@@ -83,6 +83,16 @@ export const FANOUT_SYMBOLS = {
     result: "i32",
   },
   sf_udp_set_sink: { parameters: ["pointer", "i32", "pointer"], result: "void" },
+  sf_udp_congested: { parameters: ["pointer", "i32"], result: "i32" },
+  sf_pool_create: { parameters: ["i32"], result: "pointer" },
+  sf_pool_lanes: { parameters: ["pointer"], result: "i32" },
+  sf_pool_send_frame: {
+    parameters: ["pointer", "pointer", "buffer", "i32", "buffer", "i32", "buffer", "i32", "i32"],
+    result: "i32",
+  },
+  sf_pool_stats: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
+  sf_pool_latencies: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
+  sf_pool_destroy: { parameters: ["pointer"], result: "void" },
   sf_wait: { parameters: ["pointer", "i32"], result: "i32", nonblocking: true },
   sf_drain: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -369,6 +379,11 @@ export class NativeLoop {
     );
   }
 
+  /** Whether a pool send to `slot` met a full socket buffer in the last 200 ms. */
+  congested(slot: number): boolean {
+    return this.lib.symbols.sf_udp_congested(this.handle, slot) !== 0;
+  }
+
   /** Media arriving on `slot` is unprotected and counted by `srtp`, never surfaced. */
   setSink(slot: number, srtp: SrtpContext | null): void {
     this.lib.symbols.sf_udp_set_sink(this.handle, slot, srtp ? srtp.handle : null);
@@ -410,4 +425,141 @@ function ipv6(b: Uint8Array): string {
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(((b[i] << 8) | b[i + 1]).toString(16));
   return groups.join(":").replace(/(^|:)0(:0)+(:|$)/, "::").replace(/:{3,}/, "::");
+}
+
+/** Bytes of one viewer's record in {@linkcode SendPool.sendFrame}'s targets (SF_TARGET_BYTES). */
+export const POOL_TARGET_BYTES = 64;
+
+/** One viewer as the send pool addresses it (see {@linkcode poolTarget}). */
+export interface PoolTarget {
+  /** The lane (thread) that sends to this viewer; fixed for its life, which keeps order. */
+  lane: number;
+  payloadType: number;
+  /** Its socket's slot in the loop. */
+  slot: number;
+  ssrc: number;
+  /** Its SRTP context's handle. */
+  srtp: Deno.PointerValue;
+  /** Its remote address (see {@linkcode NativeLoop.sockaddr}). */
+  sockaddr: Uint8Array;
+}
+
+/**
+ * A viewer's record for {@linkcode SendPool.sendFrame} (SF_TARGET_BYTES, the layout
+ * sf_pool_send_frame reads); each frame copies it and sets the sequence number (at 8)
+ * and timestamp (at 12) with {@linkcode setPoolFrame}.
+ */
+export function poolTarget(t: PoolTarget): Uint8Array {
+  if (t.sockaddr.length > 28) throw new RangeError("a sockaddr is at most 28 bytes");
+  const out = new Uint8Array(POOL_TARGET_BYTES);
+  const v = new DataView(out.buffer);
+  out[0] = t.lane;
+  out[1] = t.payloadType;
+  out[2] = t.sockaddr.length;
+  v.setInt32(4, t.slot, true);
+  v.setUint32(16, t.ssrc >>> 0, true);
+  v.setBigUint64(24, BigInt(Deno.UnsafePointer.value(t.srtp)), true);
+  out.set(t.sockaddr, 32);
+  return out;
+}
+
+/** Sets one frame's first sequence number and timestamp in a record at `at` of `targets`. */
+export function setPoolFrame(
+  targets: DataView,
+  at: number,
+  firstSeq: number,
+  timestamp: number,
+): void {
+  targets.setUint32(at + 8, firstSeq & 0xffff, true);
+  targets.setUint32(at + 12, timestamp >>> 0, true);
+}
+
+/** Counters of a {@linkcode SendPool}. */
+export interface SendPoolStats {
+  packetsSent: number;
+  /** Packets not sent: the kernel refused them (full socket buffer) or a lane was full. */
+  packetsDropped: number;
+  /** Frames a lane dropped for its share of viewers because it had SF_POOL_QUEUE waiting. */
+  framesDropped: number;
+  /** Frames queued and not yet sent, over all lanes. */
+  framesWaiting: number;
+  /** CPU seconds each lane's thread has spent sending. */
+  laneCpuSeconds: number[];
+}
+
+/**
+ * The native send pool: `lanes` threads that each send a room's video frame to
+ * their share of the viewers, in parallel (see native/fanout.c). A viewer's records
+ * always name the same lane, which keeps its packets in order.
+ */
+export class SendPool {
+  readonly lib: FanoutLibrary;
+  readonly handle: Deno.PointerValue;
+  readonly lanes: number;
+  readonly #stats = new BigUint64Array(5 + 16);
+  readonly #latencies = new Uint32Array(4096);
+
+  constructor(lib: FanoutLibrary, lanes: number) {
+    this.lib = lib;
+    this.handle = lib.symbols.sf_pool_create(lanes);
+    if (!this.handle) throw new Error(`cannot start ${lanes} send threads`);
+    this.lanes = lib.symbols.sf_pool_lanes(this.handle);
+  }
+
+  /**
+   * Queues one frame (payloads back to back, `lens` with bit 15 = marker) for the
+   * `count` viewers whose records fill the start of `targets`; `preUs` is how long
+   * ago the frame began (it counts in the latency). Returns the viewers queued.
+   */
+  sendFrame(
+    loop: NativeLoop,
+    payloads: Uint8Array,
+    lens: Uint16Array,
+    targets: Uint8Array,
+    count: number,
+    preUs: number,
+  ): number {
+    return this.lib.symbols.sf_pool_send_frame(
+      this.handle,
+      loop.handle,
+      payloads,
+      payloads.length,
+      lens,
+      lens.length,
+      targets,
+      count,
+      Math.max(0, Math.round(preUs)),
+    );
+  }
+
+  stats(): SendPoolStats {
+    const n = this.lib.symbols.sf_pool_stats(this.handle, this.#stats, this.#stats.length);
+    const v = [...this.#stats.subarray(0, n)].map(Number);
+    return {
+      packetsSent: v[0],
+      packetsDropped: v[1],
+      framesDropped: v[2],
+      framesWaiting: v[4],
+      laneCpuSeconds: v.slice(5).map((ns) => ns / 1e9),
+    };
+  }
+
+  /** Takes the latencies of the frames completed since the last call, in seconds. */
+  takeLatencies(): number[] {
+    const out: number[] = [];
+    for (;;) {
+      const n = this.lib.symbols.sf_pool_latencies(
+        this.handle,
+        this.#latencies,
+        this.#latencies.length,
+      );
+      for (let i = 0; i < n; i++) out.push(this.#latencies[i] / 1e6);
+      if (n < this.#latencies.length) return out;
+    }
+  }
+
+  /** Sends what the lanes hold, then stops them. */
+  destroy(): void {
+    this.lib.symbols.sf_pool_destroy(this.handle);
+  }
 }

@@ -11,7 +11,7 @@
  */
 import type { RTCRtpSender } from "werift";
 import type { SharedRtp } from "../transport.ts";
-import { SrtpContext, SrtpProfile } from "./ffi.ts";
+import { POOL_TARGET_BYTES, poolTarget, setPoolFrame, SrtpContext, SrtpProfile } from "./ffi.ts";
 import { ntpTime } from "../werift_fixes.ts";
 import { type NativeUdp, NativeUdpTransport } from "./udp.ts";
 
@@ -49,6 +49,74 @@ interface FrameBatch {
   readonly payloads: Uint8Array;
   readonly lens: Uint16Array;
 }
+
+/**
+ * The room frame being handed to the send pool: each fast viewer adds its record
+ * (socket, address, SRTP context, sequence numbers, timestamp) and the frame goes
+ * to the lanes in one call when the fan-out loop ends ({@linkcode flushFanout}).
+ */
+interface PendingFrame {
+  udp: NativeUdp;
+  packets: readonly SharedRtp[];
+  batch: FrameBatch;
+  count: number;
+  startedAt: number;
+}
+
+let pending: PendingFrame | undefined;
+let targets = new Uint8Array(POOL_TARGET_BYTES * 256);
+let targetsView = new DataView(targets.buffer);
+
+/**
+ * Hands the frame the viewers just queued to the send pool. `startedAt`
+ * (performance.now() when the frame began) makes the pool's latency cover the
+ * whole fan-out. Returns whether a frame went to the pool (its latency is then
+ * reported when its last packet has left, see `NativeUdp.onFanoutLatency`).
+ */
+export function flushFanout(startedAt?: number): boolean {
+  const frame = pending;
+  if (!frame) return false;
+  pending = undefined;
+  const pool = frame.udp.pool!;
+  const preUs = (performance.now() - (startedAt ?? frame.startedAt)) * 1000;
+  pool.sendFrame(
+    frame.udp.loop,
+    frame.batch.payloads,
+    frame.batch.lens,
+    targets,
+    frame.count,
+    preUs,
+  );
+  return true;
+}
+
+function queueForPool(
+  udp: NativeUdp,
+  packets: readonly SharedRtp[],
+  record: Uint8Array,
+  firstSeq: number,
+  timestamp: number,
+): void {
+  // Another frame (a GOP replay to one viewer): the earlier one leaves first, in order.
+  if (pending && (pending.packets !== packets || pending.udp !== udp)) flushFanout();
+  if (!pending) {
+    pending = { udp, packets, batch: frameBatch(packets), count: 0, startedAt: performance.now() };
+    queueMicrotask(() => flushFanout()); // a caller that does not flush still sends
+  }
+  const at = pending.count * POOL_TARGET_BYTES;
+  if (at + POOL_TARGET_BYTES > targets.length) {
+    const grown = new Uint8Array(targets.length * 2);
+    grown.set(targets);
+    targets = grown;
+    targetsView = new DataView(targets.buffer);
+  }
+  targets.set(record, at);
+  setPoolFrame(targetsView, at, firstSeq, timestamp);
+  pending.count++;
+}
+
+/** Lane of the next fast viewer: viewers are dealt to the pool's lanes in turn. */
+let nextLane = 0;
 
 const batches = new WeakMap<readonly SharedRtp[], FrameBatch>();
 
@@ -173,6 +241,10 @@ export class FastSender {
   #congestedUntil = 0;
   #closed = false;
   readonly #totals: FastTotals;
+  /** This viewer's lane in the send pool: fixed for life, which keeps its packets in order. */
+  readonly #lane: number;
+  /** Its record for the send pool (rewritten when the ICE pair changes). */
+  #record: Uint8Array = new Uint8Array(0);
 
   /** Throws {@linkcode FastPathUnavailable} when this viewer's path can't be taken over. */
   constructor(
@@ -206,6 +278,8 @@ export class FastSender {
     const lib = udp.loop.lib;
     this.#srtp = new SrtpContext(lib, profile, keys.localKey, keys.localSalt);
     this.#srtcp = new SrtpContext(lib, profile, keys.localKey, keys.localSalt, "rtcp");
+    this.#lane = udp.pool ? nextLane++ % udp.pool.lanes : 0;
+    this.#writeRoute();
     // werift's sender never sends RTP here, so it never starts its own reports.
     this.#nextReportAt = performance.now() + 200;
     watchReports(this);
@@ -241,12 +315,28 @@ export class FastSender {
     this.#transport = transport;
     this.#slot = transport.slot;
     this.#sockaddr = transport.sockaddr(pair.remoteAddr[0], pair.remoteAddr[1]);
+    this.#writeRoute();
     return true;
+  }
+
+  /** The pool record, for the current socket and address (after each new pair). */
+  #writeRoute(): void {
+    // Before the constructor has its SRTP context (its first #route()), there is nothing to write.
+    if (!this.#udp.pool || !this.#srtp) return;
+    this.#record = poolTarget({
+      lane: this.#lane,
+      payloadType: this.#video.payloadType,
+      slot: this.#slot,
+      ssrc: this.#video.ssrc,
+      srtp: this.#srtp.handle,
+      sockaddr: this.#sockaddr,
+    });
   }
 
   /** Whether the viewer is behind (its socket buffer was full a moment ago). */
   get congested(): boolean {
-    return this.#congestedUntil > performance.now();
+    if (this.#congestedUntil > performance.now()) return true;
+    return this.#udp.pool !== undefined && this.#slot >= 0 && this.#udp.loop.congested(this.#slot);
   }
 
   sendAudio(packet: SharedRtp): void {
@@ -262,6 +352,13 @@ export class FastSender {
   sendVideoFrame(packets: readonly SharedRtp[], firstSeq: number, timestamp: number): void {
     if (this.#closed || !this.#route() || packets.length === 0) return;
     const stream = this.#video;
+    if (this.#udp.pool) {
+      // Sent by a pool lane when the room's fan-out loop ends; its refusals are counted there.
+      queueForPool(this.#udp, packets, this.#record, firstSeq, timestamp);
+      this.#remember(stream, packets, firstSeq, timestamp);
+      this.#sent(stream, timestamp, packets.length, frameBatch(packets).payloads.length);
+      return;
+    }
     const batch = frameBatch(packets);
     const n = this.#udp.loop.sendRtpFrame(
       this.#slot,
@@ -276,17 +373,26 @@ export class FastSender {
     );
     const sent = n < 0 ? 0 : n;
     if (sent < packets.length) this.#refused(packets.length - sent, n);
+    // Record even what the kernel refused: a NACK for it can still be answered.
+    this.#remember(stream, packets, firstSeq, timestamp);
     let bytes = 0;
+    for (let i = 0; i < sent; i++) bytes += packets[i].payload.length;
+    if (sent) this.#sent(stream, timestamp, sent, bytes);
+  }
+
+  #remember(
+    stream: FastStream,
+    packets: readonly SharedRtp[],
+    firstSeq: number,
+    timestamp: number,
+  ): void {
     for (let i = 0; i < packets.length; i++) {
-      // Record even what the kernel refused: a NACK for it can still be answered.
       const seq = (firstSeq + i) & 0xffff;
       const slot = seq % HISTORY;
       stream.history[slot] = packets[i];
       stream.historySeq[slot] = seq;
       stream.historyTs[slot] = timestamp;
-      if (i < sent) bytes += packets[i].payload.length;
     }
-    if (sent) this.#sent(stream, timestamp, sent, bytes);
   }
 
   #refused(count: number, result: number): void {

@@ -13,7 +13,7 @@
  */
 import { Buffer } from "node:buffer";
 import { UdpTransport } from "werift";
-import { type FanoutLibrary, NativeLoop } from "./ffi.ts";
+import { type FanoutLibrary, NativeLoop, SendPool } from "./ffi.ts";
 
 /** The socket shape werift's StunProtocol and TURN client use. */
 interface WeriftUdpOptions {
@@ -34,9 +34,28 @@ export class NativeUdp {
   datagramsIn = 0;
   /** Sends of werift's own datagrams that failed (unreachable, full buffer). */
   sendErrors = 0;
+  /** The send threads video frames go through, once {@linkcode startPool} ran. */
+  pool: SendPool | undefined;
+  /** Called with each pooled frame's fan-out latency in seconds (begun → last packet out). */
+  onFanoutLatency: ((seconds: number) => void) | undefined;
 
   constructor(lib: FanoutLibrary) {
     this.loop = new NativeLoop(lib);
+  }
+
+  /**
+   * Starts `lanes` native send threads: from now on every fast viewer's video
+   * goes through them (each viewer pinned to one), off the main thread.
+   */
+  startPool(lanes: number): SendPool {
+    if (this.pool) return this.pool;
+    this.pool = new SendPool(this.loop.lib, lanes);
+    const timer = setInterval(() => {
+      const report = this.onFanoutLatency;
+      for (const seconds of this.pool!.takeLatencies()) report?.(seconds);
+    }, 250);
+    Deno.unrefTimer(timer);
+    return this.pool;
   }
 
   /** @internal */
