@@ -220,7 +220,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     key: "maxSendLoad",
     kind: "percent",
     default: "85",
-    help: "refuse new viewers (503, Retry-After) when the send thread is this % busy (0: off)",
+    help:
+      "refuse new viewers (503, Retry-After) when the busiest send thread is this % busy (0: off)",
   },
   {
     flag: "video-transcode",

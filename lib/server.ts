@@ -206,7 +206,7 @@ export async function startServer(config: Config): Promise<SluiceServer> {
   metrics.add(
     new Gauge(
       "sluice_send_thread_load",
-      "Share of one core the main (send) thread was busy lately",
+      "Share of one core the busiest send thread (main or native) was busy lately",
       function* () {
         yield [{}, admission.load];
       },
