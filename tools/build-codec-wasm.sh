@@ -14,15 +14,9 @@
 # Takes 10–20 min on 2 cores, most of it FFmpeg's configure (each probe runs emcc).
 set -euo pipefail
 
-LIBAV_JS_VERSION=6.10.9
-FFMPEG_VERSION=9.0
-FFMPEG_TARBALL=ffmpeg-${FFMPEG_VERSION}.tar.xz
-FFMPEG_SHA256=7f607a00dd0d28a729d5a4811205812eef01cf6ef6155025febb6f36a9062d52
 OPUS_VERSION=1.6.1
 OPUS_TARBALL=opus-${OPUS_VERSION}.tar.gz
 OPUS_SHA256=6ffcb593207be92584df15b32466ed64bbec99109f007c82205f0194572411a1
-# The emscripten the committed module was built with (Debian 12 package 3.1.6~dfsg-5).
-EMSCRIPTEN_VERSION=3.1.6
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="$ROOT/lib/codec/wasm/aac_opus.mjs"
@@ -34,72 +28,22 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--out FILE] [--keep]" >&2; exit 2 ;;
   esac
 done
-JOBS=${JOBS:-$(nproc)}
-START=$(date +%s)
-step() { echo "::: $* ($(date +%T))"; }
-
-# --- toolchain -------------------------------------------------------------------------
-if ! command -v emcc >/dev/null 2>&1; then
-  step "apt-get install emscripten"
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get -o DPkg::Lock::Timeout=600 -q update
-  $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q emscripten make xz-utils npm
-fi
-# Debian's emcc finds its node modules (acorn, …) only through NODE_PATH.
-export NODE_PATH="${NODE_PATH:-/usr/share/nodejs}"
-EMCC_VERSION="$(emcc --version | sed -n 's/^emcc .* \([0-9][0-9.]*\) .*/\1/p' | head -1)"
-if [ "$EMCC_VERSION" != "$EMSCRIPTEN_VERSION" ]; then
-  echo "warning: emcc $EMCC_VERSION, the committed module was built with $EMSCRIPTEN_VERSION" >&2
-fi
+# shellcheck source=codec-wasm/common.sh
+. "$ROOT/tools/codec-wasm/common.sh"
+ensure_emscripten
 
 # --- sources ---------------------------------------------------------------------------
-if [ -z "${BUILD_DIR:-}" ]; then
-  BUILD_DIR="$(mktemp -d /tmp/sluice-codec-wasm.XXXXXX)"
-  [ "$KEEP" = 1 ] || trap 'rm -rf "$BUILD_DIR"' EXIT
-fi
-mkdir -p "$BUILD_DIR"
-cd "$BUILD_DIR"
+enter_build_dir sluice-codec-wasm
 if [ ! -f sources.ok ]; then
-  step "npm pack libav.js@$LIBAV_JS_VERSION into $BUILD_DIR"
-  rm -rf package ./*.tgz
-  TGZ="$(npm pack --silent "libav.js@$LIBAV_JS_VERSION" | tail -1)"
-  tar xzf "$TGZ" "package/sources/$FFMPEG_TARBALL" "package/sources/$OPUS_TARBALL"
-  rm -f "$TGZ"
-  (cd package/sources && sha256sum -c <<EOF
-$FFMPEG_SHA256  $FFMPEG_TARBALL
-$OPUS_SHA256  $OPUS_TARBALL
-EOF
-  )
-  rm -rf "ffmpeg-$FFMPEG_VERSION" "opus-$OPUS_VERSION"
-  tar xJf "package/sources/$FFMPEG_TARBALL"
+  npm_pack_sources "$OPUS_TARBALL"
+  echo "$OPUS_SHA256  package/sources/$OPUS_TARBALL" | sha256sum -c
+  rm -rf "opus-$OPUS_VERSION"
   tar xzf "package/sources/$OPUS_TARBALL"
   touch sources.ok
 fi
-PREFIX="$BUILD_DIR/prefix"
-
-# Both libraries: -O3, and WebAssembly SIMD (V8 has had it since 9.1; Deno 2 always).
-COMMON_CFLAGS="-O3 -msimd128"
 
 # --- FFmpeg: the aac decoder, libswresample, libavutil ---------------------------------
-if [ ! -f ffmpeg.ok ]; then
-  step "FFmpeg $FFMPEG_VERSION: configure"
-  rm -rf ffmpeg-build && mkdir ffmpeg-build
-  (cd ffmpeg-build && "../ffmpeg-$FFMPEG_VERSION/configure" \
-    --prefix="$PREFIX" --cc=emcc --cxx=em++ --ar=emar --ranlib=emranlib --nm=emnm \
-    --target-os=none --arch=x86_32 --enable-cross-compile --disable-asm --disable-inline-asm \
-    --disable-x86asm --disable-runtime-cpudetect --disable-autodetect --disable-pthreads \
-    --disable-network --disable-debug --disable-doc --disable-programs --pkg-config=false \
-    --disable-everything --enable-decoder=aac --enable-swresample \
-    --disable-avformat --disable-avfilter --disable-avdevice --disable-swscale \
-    --extra-cflags="$COMMON_CFLAGS" >configure.log 2>&1) ||
-    { tail -30 ffmpeg-build/configure.log; exit 1; }
-  grep -q "^aac$" <(sed -n '/^Enabled decoders:/,/^$/p' ffmpeg-build/configure.log | tr -s ' ' '\n') ||
-    { echo "FFmpeg configure did not enable the aac decoder" >&2; exit 1; }
-  step "FFmpeg $FFMPEG_VERSION: make -j$JOBS"
-  make -C ffmpeg-build -j"$JOBS" >ffmpeg-build/make.log 2>&1 || { tail -30 ffmpeg-build/make.log; exit 1; }
-  make -C ffmpeg-build install >>ffmpeg-build/make.log 2>&1
-  touch ffmpeg.ok
-fi
+build_ffmpeg aac "--enable-decoder=aac --enable-swresample" "--disable-swscale"
 
 # --- libopus: float, SSE intrinsics presumed (emscripten maps them onto WASM SIMD) ------
 # Compiled straight from the source lists libopus ships (*_sources.mk) with a fixed
@@ -168,9 +112,4 @@ emcc -O3 -msimd128 "$ROOT/tools/codec-wasm/aac_opus.c" \
   -sEXPORT_NAME=createAacOpusModule -sALLOW_MEMORY_GROWTH=1 -sFILESYSTEM=0 \
   -sDYNAMIC_EXECUTION=0 -sEXPORTED_FUNCTIONS="$EXPORTS" \
   --extern-pre-js header.js -o "$BUILD_DIR/aac_opus.mjs"
-mkdir -p "$(dirname "$OUT")"
-cp "$BUILD_DIR/aac_opus.mjs" "$OUT"
-
-step "done in $(($(date +%s) - START)) s: $OUT ($(stat -c %s "$OUT") bytes)"
-sha256sum "$OUT"
-[ "$KEEP" = 0 ] || echo "build directory kept: $BUILD_DIR"
+finish "$OUT" "$BUILD_DIR/aac_opus.mjs"

@@ -12,13 +12,9 @@
 # Usage: tools/build-video-wasm.sh [--out FILE] [--keep]
 # Env:   BUILD_DIR=dir  build there (reuses finished steps: delete it for a clean build)
 #        JOBS=n         parallel compile jobs (default: nproc)
-# Takes 15–25 min on 2 cores, most of it FFmpeg's configure (each probe runs emcc).
+# Takes about 4 min on 2 cores, most of it FFmpeg's configure (each probe runs emcc).
 set -euo pipefail
 
-LIBAV_JS_VERSION=6.10.9
-FFMPEG_VERSION=9.0
-FFMPEG_TARBALL=ffmpeg-${FFMPEG_VERSION}.tar.xz
-FFMPEG_SHA256=7f607a00dd0d28a729d5a4811205812eef01cf6ef6155025febb6f36a9062d52
 OPENH264_VERSION=2.3.1
 OPENH264_DEBIAN=2.3.1+dfsg-3+deb12u2
 OPENH264_ORIG=openh264_${OPENH264_VERSION}+dfsg.orig.tar.xz
@@ -26,8 +22,6 @@ OPENH264_ORIG_SHA256=87124d0eb5d86ea78c59bab916ecdc3d9dfa752ce6bf73a609bbb98db7d
 OPENH264_DEBIAN_TARBALL=openh264_${OPENH264_DEBIAN}.debian.tar.xz
 OPENH264_DEBIAN_SHA256=8d749166ec936dd757eed56a3157167bee5ab95511d5726cc2d87ffca2069bb0
 DEBIAN_POOL=${DEBIAN_POOL:-http://deb.debian.org/debian/pool/main/o/openh264}
-# The emscripten the committed module was built with (Debian 12 package 3.1.6~dfsg-5).
-EMSCRIPTEN_VERSION=3.1.6
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="$ROOT/lib/codec/wasm/h264_transcode.mjs"
@@ -39,44 +33,22 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--out FILE] [--keep]" >&2; exit 2 ;;
   esac
 done
-JOBS=${JOBS:-$(nproc)}
-START=$(date +%s)
-step() { echo "::: $* ($(date +%T))"; }
-
-# --- toolchain -------------------------------------------------------------------------
-if ! command -v emcc >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
-  step "apt-get install emscripten"
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get -o DPkg::Lock::Timeout=600 -q update
-  $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q emscripten make xz-utils npm curl patch
-fi
-export NODE_PATH="${NODE_PATH:-/usr/share/nodejs}"
-EMCC_VERSION="$(emcc --version | sed -n 's/^emcc .* \([0-9][0-9.]*\) .*/\1/p' | head -1)"
-if [ "$EMCC_VERSION" != "$EMSCRIPTEN_VERSION" ]; then
-  echo "warning: emcc $EMCC_VERSION, the committed module was built with $EMSCRIPTEN_VERSION" >&2
-fi
+# shellcheck source=codec-wasm/common.sh
+. "$ROOT/tools/codec-wasm/common.sh"
+ensure_emscripten curl patch
 
 # --- sources ---------------------------------------------------------------------------
-if [ -z "${BUILD_DIR:-}" ]; then
-  BUILD_DIR="$(mktemp -d /tmp/sluice-video-wasm.XXXXXX)"
-  [ "$KEEP" = 1 ] || trap 'rm -rf "$BUILD_DIR"' EXIT
-fi
-mkdir -p "$BUILD_DIR"
-cd "$BUILD_DIR"
+enter_build_dir sluice-video-wasm
 if [ ! -f sources.ok ]; then
-  step "npm pack libav.js@$LIBAV_JS_VERSION, download openh264 $OPENH264_DEBIAN"
-  rm -rf package ./*.tgz debian "openh264-$OPENH264_VERSION" "ffmpeg-$FFMPEG_VERSION"
-  TGZ="$(npm pack --silent "libav.js@$LIBAV_JS_VERSION" | tail -1)"
-  tar xzf "$TGZ" "package/sources/$FFMPEG_TARBALL"
-  rm -f "$TGZ"
+  npm_pack_sources
+  step "download openh264 $OPENH264_DEBIAN"
+  rm -rf debian "openh264-$OPENH264_VERSION"
   curl -fsSLO "$DEBIAN_POOL/$OPENH264_ORIG"
   curl -fsSLO "$DEBIAN_POOL/$OPENH264_DEBIAN_TARBALL"
   sha256sum -c <<EOF
-$FFMPEG_SHA256  package/sources/$FFMPEG_TARBALL
 $OPENH264_ORIG_SHA256  $OPENH264_ORIG
 $OPENH264_DEBIAN_SHA256  $OPENH264_DEBIAN_TARBALL
 EOF
-  tar xJf "package/sources/$FFMPEG_TARBALL"
   tar xJf "$OPENH264_ORIG"
   tar xJf "$OPENH264_DEBIAN_TARBALL"
   while read -r patch; do
@@ -85,29 +57,9 @@ EOF
   done <debian/patches/series
   touch sources.ok
 fi
-PREFIX="$BUILD_DIR/prefix"
-COMMON_CFLAGS="-O3 -msimd128"
 
 # --- FFmpeg: the h264 decoder, libswscale, libavutil ------------------------------------
-if [ ! -f ffmpeg.ok ]; then
-  step "FFmpeg $FFMPEG_VERSION: configure"
-  rm -rf ffmpeg-build && mkdir ffmpeg-build
-  (cd ffmpeg-build && "../ffmpeg-$FFMPEG_VERSION/configure" \
-    --prefix="$PREFIX" --cc=emcc --cxx=em++ --ar=emar --ranlib=emranlib --nm=emnm \
-    --target-os=none --arch=x86_32 --enable-cross-compile --disable-asm --disable-inline-asm \
-    --disable-x86asm --disable-runtime-cpudetect --disable-autodetect --disable-pthreads \
-    --disable-network --disable-debug --disable-doc --disable-programs --pkg-config=false \
-    --disable-everything --enable-decoder=h264 --enable-swscale \
-    --disable-avformat --disable-avfilter --disable-avdevice --disable-swresample \
-    --extra-cflags="$COMMON_CFLAGS" >configure.log 2>&1) ||
-    { tail -30 ffmpeg-build/configure.log; exit 1; }
-  grep -q "^h264$" <(sed -n '/^Enabled decoders:/,/^$/p' ffmpeg-build/configure.log | tr -s ' ' '\n') ||
-    { echo "FFmpeg configure did not enable the h264 decoder" >&2; exit 1; }
-  step "FFmpeg $FFMPEG_VERSION: make -j$JOBS"
-  make -C ffmpeg-build -j"$JOBS" >ffmpeg-build/make.log 2>&1 || { tail -30 ffmpeg-build/make.log; exit 1; }
-  make -C ffmpeg-build install >>ffmpeg-build/make.log 2>&1
-  touch ffmpeg.ok
-fi
+build_ffmpeg h264 "--enable-decoder=h264 --enable-swscale" "--disable-swresample"
 
 # --- openh264: the encoder library, plain C++ (no asm) ----------------------------------
 if [ ! -f openh264.ok ]; then
@@ -156,9 +108,4 @@ em++ -O3 -msimd128 shim.o pthread_stubs.o \
   -sEXPORT_NAME=createH264TranscodeModule -sALLOW_MEMORY_GROWTH=1 -sINITIAL_MEMORY=67108864 \
   -sFILESYSTEM=0 -sDYNAMIC_EXECUTION=0 -sWASM_BIGINT=1 -sEXPORTED_FUNCTIONS="$EXPORTS" \
   --extern-pre-js header.js -o "$BUILD_DIR/h264_transcode.mjs"
-mkdir -p "$(dirname "$OUT")"
-cp "$BUILD_DIR/h264_transcode.mjs" "$OUT"
-
-step "done in $(($(date +%s) - START)) s: $OUT ($(stat -c %s "$OUT") bytes)"
-sha256sum "$OUT"
-[ "$KEEP" = 0 ] || echo "build directory kept: $BUILD_DIR"
+finish "$OUT" "$BUILD_DIR/h264_transcode.mjs"

@@ -202,15 +202,25 @@ function options(
   };
 }
 
+/** A transcoder whose every output picture lands in `out`. */
+async function collecting(
+  engine: TranscodeEnginePreference,
+  avcC: Uint8Array,
+  extra: Partial<VideoTranscoderOptions> = {},
+): Promise<{ transcoder: VideoTranscoder; out: TranscodedFrame[] }> {
+  const transcoder = await VideoTranscoder.create(options(engine, avcC, extra));
+  const out: TranscodedFrame[] = [];
+  transcoder.onFrame((frame) => out.push(frame));
+  return { transcoder, out };
+}
+
 /** Pushes every frame at once, flushes, returns what came out. */
 async function transcodeAll(
   engine: TranscodeEngine,
   input: Clip,
   extra: Partial<VideoTranscoderOptions> = {},
 ): Promise<{ out: TranscodedFrame[]; transcoder: VideoTranscoder }> {
-  const transcoder = await VideoTranscoder.create(options(engine, input.avcC, extra));
-  const out: TranscodedFrame[] = [];
-  transcoder.onFrame((frame) => out.push(frame));
+  const { transcoder, out } = await collecting(engine, input.avcC, extra);
   for (const frame of input.frames) assert.ok(transcoder.push(frame));
   await transcoder.flush();
   return { out, transcoder };
@@ -257,9 +267,7 @@ for (const engine of ENGINES) {
     ignore: ignoreFor(engine),
     async fn() {
       const input = await bframesClip();
-      const transcoder = await VideoTranscoder.create(options(engine, input.avcC));
-      const out: TranscodedFrame[] = [];
-      transcoder.onFrame((frame) => out.push(frame));
+      const { transcoder, out } = await collecting(engine, input.avcC);
       try {
         // Feed the first 50 frames as a "cached GOP" up to the one shown at 1.5 s.
         const cached = input.frames.slice(0, 50);
@@ -375,9 +383,7 @@ for (const engine of ENGINES) {
     ignore: ignoreFor(engine),
     async fn() {
       const input = await bframesClip();
-      const transcoder = await VideoTranscoder.create(options(engine, input.avcC));
-      const out: TranscodedFrame[] = [];
-      transcoder.onFrame((frame) => out.push(frame));
+      const { transcoder, out } = await collecting(engine, input.avcC);
       try {
         const requestAt = [20, 45]; // 0.7 s and 1.5 s: away from the 2 s cadence
         const firstAfterRequest: TranscodedFrame[] = [];
@@ -440,11 +446,7 @@ for (const engine of ENGINES) {
         input.frames.flatMap((frame, i) => frame.keyframe ? [i] : []),
         [0, 30, 60],
       );
-      const transcoder = await VideoTranscoder.create(
-        options(engine, input.avcC, { maxQueuedFrames: 4 }),
-      );
-      const out: TranscodedFrame[] = [];
-      transcoder.onFrame((frame) => out.push(frame));
+      const { transcoder, out } = await collecting(engine, input.avcC, { maxQueuedFrames: 4 });
       try {
         // A burst the Worker cannot absorb: 4 queued, the rest dropped, including keyframe 30
         // (the queue is still full when it comes).
@@ -479,9 +481,7 @@ for (const engine of ENGINES) {
     async fn() {
       const first = await bframesClip();
       const second = await clip("320x240", 1, ["-bf", "3", "-g", "250"]);
-      const transcoder = await VideoTranscoder.create(options(engine, first.avcC));
-      const out: TranscodedFrame[] = [];
-      transcoder.onFrame((frame) => out.push(frame));
+      const { transcoder, out } = await collecting(engine, first.avcC);
       try {
         for (const frame of first.frames) transcoder.push(frame);
         // The publisher reconnects with new settings; its clock continues.
@@ -508,9 +508,7 @@ for (const engine of ENGINES) {
     ignore: ignoreFor(engine),
     async fn() {
       const input = await bframesClip();
-      const transcoder = await VideoTranscoder.create(options(engine, input.avcC));
-      const out: TranscodedFrame[] = [];
-      transcoder.onFrame((frame) => out.push(frame));
+      const { transcoder, out } = await collecting(engine, input.avcC);
       try {
         for (const frame of input.frames) transcoder.push(frame);
         for (const frame of input.frames) transcoder.push(frame); // same timestamps again
@@ -530,9 +528,7 @@ for (const engine of ENGINES) {
     ignore: ignoreFor(engine),
     async fn() {
       const input = await bframesClip();
-      const transcoder = await VideoTranscoder.create(options(engine, input.avcC));
-      const out: TranscodedFrame[] = [];
-      transcoder.onFrame((frame) => out.push(frame));
+      const { transcoder, out } = await collecting(engine, input.avcC);
       try {
         transcoder.push(input.frames[0]);
         // A length prefix that runs past the end, then NAL garbage.
@@ -567,9 +563,7 @@ for (const engine of ENGINES) {
     ignore: ignoreFor(engine),
     async fn() {
       const input = await bframesClip();
-      const transcoder = await VideoTranscoder.create(options(engine, input.avcC));
-      const out: TranscodedFrame[] = [];
-      transcoder.onFrame((frame) => out.push(frame));
+      const { transcoder, out } = await collecting(engine, input.avcC);
       assert.equal(transcoder.push(input.frames[1]), false);
       assert.equal(transcoder.push(input.frames[2]), false);
       assert.equal(transcoder.push(input.frames[0]), true);

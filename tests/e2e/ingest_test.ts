@@ -20,6 +20,12 @@ type Room = any;
 
 const e2e = { sanitizeOps: false, sanitizeResources: false };
 const clipDir = await Deno.makeTempDir({ prefix: "sluice-clips-" });
+// Clips are shared by the tests of this file; they go when the test process ends.
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(clipDir, { recursive: true });
+  } catch { /* already gone */ }
+});
 
 /** Watches a room while `publisher` runs; returns the last live snapshot and whether it cleared. */
 async function watchPublish(

@@ -20,6 +20,12 @@ if (!support.ok) console.warn(`transcode e2e skipped: ${support.reason}`);
 /** The WebAssembly engine needs no system library: its tests always run. */
 const wasmE2e = { sanitizeOps: false, sanitizeResources: false };
 const clipDir = await Deno.makeTempDir({ prefix: "sluice-tc-clips-" });
+// Clips are shared by the tests of this file; they go when the test process ends.
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(clipDir, { recursive: true });
+  } catch { /* already gone */ }
+});
 
 /** Watches `seconds` and checks smooth playback against the frames the room received. */
 async function assertSmooth(

@@ -279,6 +279,9 @@ export class FastSender {
     this.#srtp = new SrtpContext(lib, profile, keys.localKey, keys.localSalt);
     this.#srtcp = new SrtpContext(lib, profile, keys.localKey, keys.localSalt, "rtcp");
     this.#lane = udp.pool ? nextLane++ % udp.pool.lanes : 0;
+    // A socket closing while a frame gathers records would free its slot for another
+    // socket: the records go to the lanes first (they hold the socket itself).
+    udp.beforeSocketClose ??= () => void flushFanout();
     this.#writeRoute();
     // werift's sender never sends RTP here, so it never starts its own reports.
     this.#nextReportAt = performance.now() + 200;
@@ -452,6 +455,9 @@ export class FastSender {
     if (this.#closed) return;
     this.#closed = true;
     unwatchReports(this);
+    // A frame still gathering records may hold this viewer's SRTP context: hand it to the
+    // lanes first (they take references), then let go of ours.
+    flushFanout();
     this.#srtp.destroy();
     this.#srtcp.destroy();
     this.#video.history.fill(undefined);

@@ -36,6 +36,8 @@ export class NativeUdp {
   sendErrors = 0;
   /** The send threads video frames go through, once {@linkcode startPool} ran. */
   pool: SendPool | undefined;
+  /** Run before a socket closes (the send path hands over records naming its slot). */
+  beforeSocketClose: (() => void) | undefined;
   /** Called with each pooled frame's fan-out latency in seconds (begun → last packet out). */
   onFanoutLatency: ((seconds: number) => void) | undefined;
 
@@ -166,6 +168,7 @@ export class NativeUdpTransport {
   close = (): Promise<void> => {
     if (!this.closed) {
       this.closed = true;
+      this.udp.beforeSocketClose?.();
       this.udp.unregister(this);
       this.udp.loop.close(this.slot);
     }
