@@ -273,7 +273,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     key: "sendThreads",
     kind: "count0",
     default: "0",
-    help: "native send threads, each sending video to its share of the viewers (0: one per core)",
+    help:
+      "native send threads (≤ 16), each sending video to its share of the viewers (0: one per core)",
   },
   {
     flag: "reconnect-grace",
@@ -511,6 +512,9 @@ export function loadConfig(
     }
   }
 
+  if ((out.sendThreads as number) > 16) {
+    fail("send-threads", "0 (one per core) to 16", String(out.sendThreads));
+  }
   const publicIps = (out.publicIp as string[] | undefined) ?? [];
   for (const ip of publicIps) if (!IP_RE.test(ip)) fail("public-ip", "an IPv4 or IPv6 address", ip);
   const webhooks = (out.webhooks as string[] | undefined) ?? [];

@@ -138,8 +138,13 @@ export async function startServer(config: Config): Promise<SluiceServer> {
       fast = installNativeUdp(lib);
       const lanes = config.sendThreads ||
         Math.min(16, Math.max(1, navigator.hardwareConcurrency || 1));
-      fast.startPool(lanes);
-      fast.onFanoutLatency = (seconds) => fanoutTime.observe(seconds);
+      try {
+        fast.startPool(lanes);
+        fast.onFanoutLatency = (seconds) => fanoutTime.observe(seconds);
+      } catch (error) {
+        // The native path still works, sending from the main thread.
+        log.warn("no native send threads: {reason}", { reason: (error as Error).message });
+      }
     } else if (config.sendPath === "native") {
       throw new ConfigError(`--send-path native: ${lib.message}`);
     } else {

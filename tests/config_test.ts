@@ -210,6 +210,9 @@ Deno.test("config: invalid values throw a ConfigError that starts with the flag"
     [["--ice-server", "http://example.org"], "--ice-server: expected "],
     [["--udp-ports", "5000-4000"], "--udp-ports: expected "],
     [["--host", ""], "--host: expected "],
+    [["--send-threads", "17"], "--send-threads: expected "],
+    [["--transcode-engine", "gpu"], "--transcode-engine: expected "],
+    [["--transcode-wasm-max-height", "tall"], "--transcode-wasm-max-height: expected "],
   ];
   for (const [args, prefix] of bad) {
     assertConfigError(() => loadConfig(args, noEnv, noFile), prefix);
@@ -229,6 +232,21 @@ Deno.test("config: invalid values throw a ConfigError that starts with the flag"
       loadConfig(["--config", "c.json"], noEnv, fileOf({ "c.json": { "public-ip": "1.2.3.4" } })),
     "--public-ip: expected ",
   );
+});
+
+Deno.test("config: send threads and the video transcoder engine, by flag and env", () => {
+  const d = loadConfig([], noEnv, noFile);
+  assert.equal(d.sendThreads, 0, "one per core");
+  assert.equal(d.transcodeEngine, "auto");
+  assert.equal(d.transcodeWasmMaxHeight, 720);
+  const c = loadConfig(
+    ["--send-threads", "4", "--transcode-wasm-max-height", "480"],
+    envOf({ SLUICE_TRANSCODE_ENGINE: "wasm", SLUICE_SEND_THREADS: "2" }),
+    noFile,
+  );
+  assert.equal(c.sendThreads, 4);
+  assert.equal(c.transcodeEngine, "wasm");
+  assert.equal(c.transcodeWasmMaxHeight, 480);
 });
 
 Deno.test("config: unknown flags, missing values and stray arguments throw", () => {
