@@ -19,6 +19,7 @@ import { parseArgs } from "node:util";
 import { type Browser, startBrowser } from "../tests/support/browser.ts";
 import { startTestServer } from "../tests/support/server.ts";
 import { cpuSeconds } from "./support/proc.ts";
+import { loadFanout, SrtpContext, SrtpProfile } from "../lib/webrtc/fast/ffi.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -374,12 +375,43 @@ async function measure(
 const fmt = (x: number | undefined, d = 1) =>
   x === undefined || Number.isNaN(x) ? "–" : x.toFixed(d);
 
+/** Native SRTP protect cost per 1200-byte RTP packet (FFI call and copy included), per profile. */
+function srtpCost(): string {
+  const lib = loadFanout();
+  if (lib instanceof Error) return `native SRTP: ${lib.message}`;
+  const packet = new Uint8Array(1212);
+  packet[0] = 0x80;
+  packet[1] = 96;
+  const out = new Uint8Array(1300);
+  const parts: string[] = [];
+  for (
+    const [name, profile, saltLength] of [
+      ["AES-CM + HMAC-SHA1-80", SrtpProfile.AES128_CM_HMAC_SHA1_80, 14],
+      ["AEAD-AES-128-GCM", SrtpProfile.AEAD_AES_128_GCM, 12],
+    ] as const
+  ) {
+    const ctx = new SrtpContext(lib, profile, new Uint8Array(16), new Uint8Array(saltLength));
+    const protect = (i: number) => {
+      packet[2] = i >> 8;
+      packet[3] = i;
+      lib.symbols.sf_srtp_protect(ctx.handle, packet, packet.length, out);
+    };
+    for (let i = 0; i < 10_000; i++) protect(i);
+    const n = 100_000, t0 = performance.now();
+    for (let i = 0; i < n; i++) protect(i);
+    parts.push(`${name} ${(((performance.now() - t0) * 1000) / n).toFixed(2)} µs`);
+    ctx.destroy();
+  }
+  return `native SRTP protect per 1200-byte packet: ${parts.join(", ")}`;
+}
+
 const rows: Row[] = [];
 console.log(
   `machine: ${Deno.build.os} ${Deno.build.arch}, ${navigator.hardwareConcurrency} cores, ` +
     `Deno ${Deno.version.deno}; stream 1280x720 30 fps 2.5 Mbit/s + AAC→Opus; ` +
     `${SECONDS} s per point, viewers ${PER_PROCESS} per receiver process`,
 );
+console.log(srtpCost());
 console.log(
   "path    N     up   server CPU  µs/pkt/viewer  loss %   reordered  RSS MiB  viewers/core" +
     "  pkt/s/viewer  Mbit/s/viewer  latency p50/p99 ms  machine idle",

@@ -19,17 +19,9 @@ OPUS_TARBALL=opus-${OPUS_VERSION}.tar.gz
 OPUS_SHA256=6ffcb593207be92584df15b32466ed64bbec99109f007c82205f0194572411a1
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-OUT="$ROOT/lib/codec/wasm/aac_opus.mjs"
-KEEP=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --out) OUT="$(realpath -m "$2")"; shift 2 ;;
-    --keep) KEEP=1; shift ;;
-    *) echo "usage: $0 [--out FILE] [--keep]" >&2; exit 2 ;;
-  esac
-done
 # shellcheck source=codec-wasm/common.sh
 . "$ROOT/tools/codec-wasm/common.sh"
+parse_args "$ROOT/lib/codec/wasm/aac_opus.mjs" "$@"
 ensure_emscripten
 
 # --- sources ---------------------------------------------------------------------------

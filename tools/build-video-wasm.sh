@@ -24,17 +24,9 @@ OPENH264_DEBIAN_SHA256=8d749166ec936dd757eed56a3157167bee5ab95511d5726cc2d87ffca
 DEBIAN_POOL=${DEBIAN_POOL:-http://deb.debian.org/debian/pool/main/o/openh264}
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-OUT="$ROOT/lib/codec/wasm/h264_transcode.mjs"
-KEEP=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --out) OUT="$(realpath -m "$2")"; shift 2 ;;
-    --keep) KEEP=1; shift ;;
-    *) echo "usage: $0 [--out FILE] [--keep]" >&2; exit 2 ;;
-  esac
-done
 # shellcheck source=codec-wasm/common.sh
 . "$ROOT/tools/codec-wasm/common.sh"
+parse_args "$ROOT/lib/codec/wasm/h264_transcode.mjs" "$@"
 ensure_emscripten curl patch
 
 # --- sources ---------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 # Shared by tools/build-codec-wasm.sh and tools/build-video-wasm.sh (sourced, not run):
 # the pinned FFmpeg source, the emscripten toolchain, the build directory and FFmpeg's
-# configure + make. Each script sets ROOT, KEEP and its own sources before calling these.
+# configure + make. Each script sets ROOT, sources this, calls parse_args, then these.
 
 LIBAV_JS_VERSION=6.10.9
 FFMPEG_VERSION=9.0
@@ -14,6 +14,20 @@ JOBS=${JOBS:-$(nproc)}
 START=$(date +%s)
 
 step() { echo "::: $* ($(date +%T))"; }
+
+# parse_args DEFAULT_OUT [--out FILE] [--keep]: sets OUT and KEEP.
+parse_args() {
+  OUT="$1"
+  KEEP=0
+  shift
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --out) OUT="$(realpath -m "$2")"; shift 2 ;;
+      --keep) KEEP=1; shift ;;
+      *) echo "usage: $0 [--out FILE] [--keep]" >&2; exit 2 ;;
+    esac
+  done
+}
 
 # ensure_emscripten [extra apt packages]: installs Debian's emscripten when emcc is missing,
 # exports NODE_PATH (Debian's emcc finds acorn & co. only through it), sets EMCC_VERSION.
