@@ -513,6 +513,15 @@ SF_API int sf_udp_send(sf_loop *l, int slot, const uint8_t *addr, int addr_len, 
   return n < 0 ? -errno : (int)n;
 }
 
+/* An RTP fixed header (RFC 3550 §5.1: version 2, no padding, extension or CSRC). */
+static void rtp_header(uint8_t *o, int pt_marker, int seq, uint32_t timestamp, uint32_t ssrc) {
+  o[0] = 0x80;
+  o[1] = (uint8_t)pt_marker;
+  o[2] = seq >> 8; o[3] = seq;
+  o[4] = timestamp >> 24; o[5] = timestamp >> 16; o[6] = timestamp >> 8; o[7] = timestamp;
+  o[8] = ssrc >> 24; o[9] = ssrc >> 16; o[10] = ssrc >> 8; o[11] = ssrc;
+}
+
 /* The hot path: writes an RTP header (version 2, no CSRC, no extension) before
  * payload, protects it with `srtp` and sends it. Returns bytes sent or < 0. */
 SF_API int sf_send_rtp(sf_loop *l, int slot, const uint8_t *addr, int addr_len, sf_srtp *srtp,
@@ -521,11 +530,7 @@ SF_API int sf_send_rtp(sf_loop *l, int slot, const uint8_t *addr, int addr_len, 
   uint8_t packet[SF_MAX_PACKET + 32];
   if (len < 0 || len > SF_MAX_PACKET - 12 - 16) return -EMSGSIZE;
   if (slot < 0 || slot >= SF_MAX_SOCKETS || !l->sockets[slot] || !srtp) return -EBADF;
-  packet[0] = 0x80;
-  packet[1] = (uint8_t)pt_marker;
-  packet[2] = seq >> 8; packet[3] = seq;
-  packet[4] = timestamp >> 24; packet[5] = timestamp >> 16; packet[6] = timestamp >> 8; packet[7] = timestamp;
-  packet[8] = ssrc >> 24; packet[9] = ssrc >> 16; packet[10] = ssrc >> 8; packet[11] = ssrc;
+  rtp_header(packet, pt_marker, seq, timestamp, ssrc);
   memcpy(packet + 12, payload, len);
   pthread_mutex_lock(&srtp->mu);
   int n = protect(srtp, packet, 12 + len);
@@ -604,11 +609,7 @@ static int send_frame(int fd, const uint8_t *addr, int addr_len, sf_srtp *srtp, 
     if (segs == 0) seg = size;
     uint8_t *o = buf + used;
     int seq = (first_seq + i) & 0xffff;
-    o[0] = 0x80;
-    o[1] = (uint8_t)((marker << 7) | payload_type);
-    o[2] = seq >> 8; o[3] = seq;
-    o[4] = timestamp >> 24; o[5] = timestamp >> 16; o[6] = timestamp >> 8; o[7] = timestamp;
-    o[8] = ssrc >> 24; o[9] = ssrc >> 16; o[10] = ssrc >> 8; o[11] = ssrc;
+    rtp_header(o, (marker << 7) | payload_type, seq, timestamp, ssrc);
     memcpy(o + 12, p, len);
     p += len;
     if (protect(srtp, o, 12 + len) != size) return sent ? sent : -EPROTO;

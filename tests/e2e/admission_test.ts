@@ -4,9 +4,9 @@
  * 1013), the refusals are counted, and the viewer already watching loses nothing.
  */
 import assert from "node:assert/strict";
-import { startTestServer, waitFor } from "../support/server.ts";
+import { startTestServer } from "../support/server.ts";
 import { publishLive } from "../support/publishers.ts";
-import { startBrowser } from "../support/browser.ts";
+import { playerDecoded, startBrowser } from "../support/browser.ts";
 
 const e2e = { sanitizeOps: false, sanitizeResources: false };
 
@@ -20,14 +20,7 @@ Deno.test(
     try {
       await browser.goto("p", `${server.httpUrl}/watch/full`);
       await browser.click("p", "#play");
-      const first = await waitFor(
-        async () => {
-          const p = await browser.eval("p", "window.sluicePlayer");
-          return p?.stats?.framesDecoded > 30 ? p.stats : undefined;
-        },
-        15_000,
-        "the first viewer to play",
-      );
+      const first = (await playerDecoded(browser, "p", 30, "the first viewer to play")).stats;
 
       // A second viewer over WHEP: a real offer from the same browser.
       const offer: string = await browser.eval(
@@ -66,14 +59,13 @@ Deno.test(
       assert.equal((await server.api<{ viewers: number }>("/api/rooms/full")).viewers, 1);
 
       // The viewer already watching goes on, losing nothing.
-      const later = await waitFor(
-        async () => {
-          const p = await browser.eval("p", "window.sluicePlayer");
-          return p.stats.framesDecoded > first.framesDecoded + 60 ? p.stats : undefined;
-        },
-        10_000,
+      const later = (await playerDecoded(
+        browser,
+        "p",
+        first.framesDecoded + 60,
         "the first viewer to keep playing",
-      );
+        10_000,
+      )).stats;
       assert.equal(later.packetsLost, 0);
     } finally {
       await browser.quit();

@@ -27,6 +27,18 @@ globalThis.addEventListener("unload", () => {
   } catch { /* already gone */ }
 });
 
+/** The room once the server has decided whether to transcode it (a viewer asked). */
+function transcodeDecision(server: TestServer, room: string): Promise<Json> {
+  return waitFor(
+    async () => {
+      const r = await server.api<Json>(`/api/rooms/${room}`);
+      return r.transcode ? r : undefined;
+    },
+    10_000,
+    "a transcode decision",
+  );
+}
+
 /** Watches `seconds` and checks smooth playback against the frames the room received. */
 async function assertSmooth(
   server: TestServer,
@@ -160,14 +172,7 @@ Deno.test(
           "live",
         );
         await browser.open(server.httpUrl, "x264-2", "c");
-        const room = await waitFor(
-          async () => {
-            const r = await server.api<Json>("/api/rooms/x264-2");
-            return r.transcode ? r : undefined;
-          },
-          10_000,
-          "a transcode decision",
-        );
+        const room = await transcodeDecision(server, "x264-2");
         assert.equal(room.transcode.active, false);
         assert.match(room.transcode.reason, /1 transcodes already run/);
         assert.match(server.log(), /needs transcoding .* but 1 transcodes already run/);
@@ -191,14 +196,7 @@ Deno.test("transcode: --video-transcode never keeps passthrough (warning only)",
     publisher = publishClip(`${server.rtmpUrl}/raw`, clip);
     await waitFor(async () => (await server.api<Json>("/api/rooms/raw")).live, 10_000, "live");
     await browser.open(server.httpUrl, "raw", "d");
-    const room = await waitFor(
-      async () => {
-        const r = await server.api<Json>("/api/rooms/raw");
-        return r.transcode ? r : undefined;
-      },
-      10_000,
-      "a transcode decision",
-    );
+    const room = await transcodeDecision(server, "raw");
     assert.deepEqual(room.transcode, { active: false, reason: "--video-transcode never" });
     assert.match(server.log(), /B-frames .*OBS/);
     assert.doesNotMatch(server.log(), /transcoding video to/);
@@ -285,14 +283,7 @@ Deno.test(
             "live",
           );
           await browser.open(server.httpUrl, "tall", "t");
-          const room = await waitFor(
-            async () => {
-              const r = await server.api<Json>("/api/rooms/tall");
-              return r.transcode ? r : undefined;
-            },
-            10_000,
-            "a transcode decision",
-          );
+          const room = await transcodeDecision(server, "tall");
           assert.equal(room.transcode.active, false);
           assert.match(room.transcode.reason, /720p is above --transcode-wasm-max-height 480/);
           assert.match(room.transcode.reason, /apt-get install/);

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { startTestServer, waitFor } from "../support/server.ts";
 import { publishLive } from "../support/publishers.ts";
-import { startBrowser } from "../support/browser.ts";
+import { playerDecoded, startBrowser } from "../support/browser.ts";
 
 const e2e = { sanitizeOps: false, sanitizeResources: false };
 const artifacts = new URL("../../test-artifacts/", import.meta.url).pathname;
@@ -96,14 +96,7 @@ Deno.test("demo page: the room appears, a click plays it over WHEP with sound", 
     await browser.click("home", "#play");
     await browser.click("home", "#toggle-stats");
 
-    const first = await waitFor(
-      async () => {
-        const p = await browser.eval("home", "window.sluicePlayer");
-        return p?.stats?.framesDecoded > 30 ? p : undefined;
-      },
-      15_000,
-      "the player to decode video",
-    );
+    const first = await playerDecoded(browser, "home", 30, "the player to decode video");
     assert.equal(first.state, "live");
     assert.equal(first.stats.resolution, "640×360");
     assert.match(first.stats.codec, /H264/);

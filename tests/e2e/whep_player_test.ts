@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { startTestServer, waitFor } from "../support/server.ts";
 import { publishLive } from "../support/publishers.ts";
-import { type Browser, startBrowser } from "../support/browser.ts";
+import { type Browser, playerDecoded, startBrowser } from "../support/browser.ts";
 
 const e2e = { sanitizeOps: false, sanitizeResources: false };
 const support = new URL("../support/", import.meta.url).pathname;
@@ -195,14 +195,7 @@ Deno.test("whep: raw PATCH and DELETE status codes; a DELETE ends the peer", e2e
     // A viewer that must not notice any of what follows.
     await browser.goto("w", `${server.httpUrl}/watch/raw`);
     await browser.click("w", "#play");
-    const watching = await waitFor(
-      async () => {
-        const p = await browser.eval("w", "window.sluicePlayer");
-        return p?.stats?.framesDecoded > 30 ? p.stats : undefined;
-      },
-      15_000,
-      "the bystander to play",
-    );
+    const watching = (await playerDecoded(browser, "w", 30, "the bystander to play")).stats;
     await browser.goto("o", `${server.httpUrl}/healthz`);
     const offer: string = await browser.eval(
       "o",
@@ -333,14 +326,13 @@ Deno.test("whep: raw PATCH and DELETE status codes; a DELETE ends the peer", e2e
       "the server log names no error; the bystander played on, losing nothing",
       async () => {
         assert.doesNotMatch(server.log(), /"level":"(error|fatal)"/i);
-        const after = await waitFor(
-          async () => {
-            const p = await browser.eval("w", "window.sluicePlayer");
-            return p.stats.framesDecoded > watching.framesDecoded + 30 ? p.stats : undefined;
-          },
-          10_000,
+        const after = (await playerDecoded(
+          browser,
+          "w",
+          watching.framesDecoded + 30,
           "the bystander to keep playing",
-        );
+          10_000,
+        )).stats;
         assert.equal(after.packetsLost, 0);
       },
     );

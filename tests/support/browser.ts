@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { waitFor } from "./server.ts";
 
 // deno-lint-ignore no-explicit-any
 export type Json = any;
@@ -32,6 +33,27 @@ export interface Browser {
   quit(): Promise<void>;
   /** What the pages logged. */
   log(): string;
+}
+
+/**
+ * Waits until the demo player (`window.sluicePlayer`) on `page` has decoded more than
+ * `frames` frames; returns the player's state (with its `stats`).
+ */
+export function playerDecoded(
+  browser: Browser,
+  page: string,
+  frames: number,
+  what: string,
+  timeoutMs = 15_000,
+): Promise<Json> {
+  return waitFor(
+    async () => {
+      const p = await browser.eval(page, "window.sluicePlayer");
+      return p?.stats?.framesDecoded > frames ? p : undefined;
+    },
+    timeoutMs,
+    what,
+  );
 }
 
 /** Starts Chromium; call quit() in a finally. */

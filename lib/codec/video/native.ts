@@ -235,9 +235,7 @@ export class NativeTranscoder implements TranscoderEngine {
   /** The shim's counters. */
   stats(): NativeStats {
     this.#lib.symbols.sluice_tc_stats(this.#live(), this.#stats, this.#stats.length);
-    const out = {} as NativeStats;
-    NATIVE_STATS.forEach((name, i) => out[name] = Number(this.#stats[i]));
-    return out;
+    return nativeStats(this.#stats);
   }
 
   /** The shim's last error message. */
@@ -258,6 +256,13 @@ export class NativeTranscoder implements TranscoderEngine {
     if (this.#handle === null) throw new Error("transcoder used after destroy()");
     return this.#handle;
   }
+}
+
+/** The counters `sluice_tc_stats` wrote, by name (in NATIVE_STATS order). */
+export function nativeStats(values: BigInt64Array): NativeStats {
+  const out = {} as NativeStats;
+  NATIVE_STATS.forEach((name, i) => out[name] = Number(values[i]));
+  return out;
 }
 
 function cString(buf: Uint8Array): string {

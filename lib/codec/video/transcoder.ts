@@ -192,9 +192,7 @@ export class VideoTranscoder {
   static chooseEngine(
     options: { shimPath?: string; engine?: TranscodeEnginePreference } = {},
   ): TranscodeEngineChoice {
-    const preference = options.engine ?? "auto";
-    if (preference === "wasm") return { ok: true, engine: "wasm" };
-    return chooseTranscodeEngine(VideoTranscoder.available(options), preference);
+    return engineChoice(options, true);
   }
 
   /**
@@ -211,15 +209,7 @@ export class VideoTranscoder {
     checkRange("maxHeight", options.maxHeight ?? 0, 0, 8192);
     checkRange("maxQueuedFrames", options.maxQueuedFrames ?? 15, 1, 1000);
     checkRange("decoderThreads", options.decoderThreads ?? 1, 1, 16);
-    const preference = options.engine ?? "auto";
-    const support = preference === "wasm"
-      ? { ok: true as const, engine: "wasm" as const }
-      : chooseTranscodeEngine(
-        detectTranscodeSupport(
-          probeTranscodeHost({ shimPath: options.shimPath, tryLoad: false }),
-        ),
-        preference,
-      );
+    const support = engineChoice(options, false);
     if (!support.ok) throw new Error(`video transcoding unavailable: ${support.reason}`);
     let frameRate = options.frameRate ?? 0;
     if (frameRate === 0) {
@@ -477,6 +467,22 @@ export class VideoTranscoder {
     for (const listener of this.#errorListeners) listener(error);
     this.close();
   }
+}
+
+/**
+ * The engine for `options.engine` (default "auto"). The native host is probed only
+ * when the choice depends on it; `tryLoad` also opens the shim to prove it links.
+ */
+function engineChoice(
+  options: { shimPath?: string; engine?: TranscodeEnginePreference },
+  tryLoad: boolean,
+): TranscodeEngineChoice {
+  const preference = options.engine ?? "auto";
+  if (preference === "wasm") return { ok: true, engine: "wasm" };
+  const native = detectTranscodeSupport(
+    probeTranscodeHost({ shimPath: options.shimPath, tryLoad }),
+  );
+  return chooseTranscodeEngine(native, preference);
 }
 
 /** Splits the Worker's AVCC output into NAL units and picks out the parameter sets. */

@@ -14,6 +14,7 @@ import {
   NATIVE_STATS,
   type NativeOutput,
   type NativeStats,
+  nativeStats,
   type NativeTranscoderOptions,
   SHIM_ABI_VERSION,
   type TranscoderEngine,
@@ -157,10 +158,7 @@ export class WasmTranscoder implements TranscoderEngine {
   stats(): NativeStats {
     const m = this.#m;
     m._sluice_tc_stats(this.#live(), this.#statsPtr, NATIVE_STATS.length);
-    const values = new BigInt64Array(m.HEAPU8.buffer, this.#statsPtr, NATIVE_STATS.length);
-    const out = {} as NativeStats;
-    NATIVE_STATS.forEach((name, i) => out[name] = Number(values[i]));
-    return out;
+    return nativeStats(new BigInt64Array(m.HEAPU8.buffer, this.#statsPtr, NATIVE_STATS.length));
   }
 
   lastError(): string {

@@ -90,13 +90,14 @@ export function flushFanout(startedAt?: number): boolean {
   return true;
 }
 
+/** Adds a viewer's record to the frame gathering for the pool; returns the frame's batch. */
 function queueForPool(
   udp: NativeUdp,
   packets: readonly SharedRtp[],
   record: Uint8Array,
   firstSeq: number,
   timestamp: number,
-): void {
+): FrameBatch {
   // Another frame (a GOP replay to one viewer): the earlier one leaves first, in order.
   if (pending && (pending.packets !== packets || pending.udp !== udp)) flushFanout();
   if (!pending) {
@@ -113,6 +114,7 @@ function queueForPool(
   targets.set(record, at);
   setPoolFrame(targetsView, at, firstSeq, timestamp);
   pending.count++;
+  return pending.batch;
 }
 
 /** Lane of the next fast viewer: viewers are dealt to the pool's lanes in turn. */
@@ -357,9 +359,9 @@ export class FastSender {
     const stream = this.#video;
     if (this.#udp.pool) {
       // Sent by a pool lane when the room's fan-out loop ends; its refusals are counted there.
-      queueForPool(this.#udp, packets, this.#record, firstSeq, timestamp);
+      const batch = queueForPool(this.#udp, packets, this.#record, firstSeq, timestamp);
       this.#remember(stream, packets, firstSeq, timestamp);
-      this.#sent(stream, timestamp, packets.length, frameBatch(packets).payloads.length);
+      this.#sent(stream, timestamp, packets.length, batch.payloads.length);
       return;
     }
     const batch = frameBatch(packets);
