@@ -1,8 +1,8 @@
 /**
  * The per-viewer send path behind one small interface: one werift peer connection
  * per viewer for SDP, ICE, DTLS and RTCP, RTCP feedback surfaced as events. Media
- * goes out through the native fast path (fast/: one FFI call per packet for the
- * RTP header, SRTP and sendto) once the viewer is connected, or through werift's
+ * goes out through the native fast path (fast/: RTP header, SRTP and sendto in C,
+ * video from the send threads) once the viewer is connected, or through werift's
  * own sender when the native library is missing or the path can't be taken over
  * (a TURN relay, an unknown SRTP profile).
  *
@@ -349,7 +349,8 @@ export function createWeriftTransport(
       return connected;
     },
     get inFlight() {
-      // The fast path sends synchronously; a full socket buffer counts as "all in flight".
+      // The fast path keeps no queue of its own here: a socket buffer found full in the
+      // last 200 ms counts as "all in flight".
       return fastSender?.congested ? Infinity : inFlight;
     },
     sendVideoFrame(packets, firstSeq, timestamp) {

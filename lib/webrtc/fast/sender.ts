@@ -2,7 +2,10 @@
  * The media fast path of one viewer. Once werift has connected ICE and DTLS, this
  * takes the viewer's SRTP keys (RFC 5764 exporter, the same keys werift derived),
  * the ICE pair werift nominated and its senders' SSRCs and payload types, and then
- * sends every RTP packet with one native call (header + SRTP + sendto). werift
+ * sends the media natively (RTP header + SRTP + sendto in C): each video frame
+ * through the send threads (one record per viewer, see {@linkcode flushFanout}), or
+ * with one call per frame where no pool runs; audio and retransmissions with one
+ * call per packet from the main thread. werift
  * goes on doing ICE consent, DTLS and reading RTCP; this path sends its own RTCP
  * sender reports (SRTCP natively: werift's took ≈ 250 µs each) and answers NACKs
  * from a history of what it sent.
